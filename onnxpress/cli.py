@@ -1,0 +1,76 @@
+"""The `onnxpress` command line: one program, one module per subcommand.
+
+Command modules live in `onnxpress/commands/`. Each exposes `register(subparsers)`,
+which adds its parser and sets `func=run`; heavy libraries (torch, onnx, ...) are
+imported inside `run`, so `onnxpress --help` stays fast and torch-free.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from onnxpress import __version__
+from onnxpress.errors import UserError
+
+# (module under onnxpress.commands, group): the group nests commands such as `train classifier`.
+COMMANDS: list[tuple[str, str | None]] = [
+    ("train_classifier", "train"),
+    ("train_translator", "train"),
+    ("export_classifier", "export"),
+    ("export_translator", "export"),
+    ("score", None),
+    ("translate", None),
+    ("attention_plot", None),
+    ("bench", None),
+    ("bench_server", None),
+    ("demo", None),
+]
+
+GROUP_HELP = {
+    "train": "train a model (classifier, translator)",
+    "export": "export a trained model to a servable ONNX artifact",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="onnxpress", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"onnxpress {__version__}")
+    top = parser.add_subparsers(dest="command", metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for module_name, group in COMMANDS:
+        try:
+            module = importlib.import_module(f"onnxpress.commands.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"onnxpress.commands.{module_name}":
+                continue  # command not built yet
+            raise
+        if group is None:
+            module.register(top)
+            continue
+        if group not in groups:
+            group_parser = top.add_parser(group, help=GROUP_HELP[group])
+            groups[group] = group_parser.add_subparsers(dest="target", metavar="TARGET")
+            group_parser.set_defaults(func=lambda _args, p=group_parser: p.print_help() or 2)
+        module.register(groups[group])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"onnxpress: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("onnxpress: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,9 @@
+"""Errors that mean "the user asked for something impossible", shown without a traceback."""
+
+
+class UserError(Exception):
+    """A mistake in input, configuration or environment that the user can fix.
+
+    The CLI prints its message on one line and exits with status 2; library callers
+    can catch it like any other exception.
+    """
