@@ -1,0 +1,71 @@
+"""Choosing the variant and device to serve, with a clear reason when the choice is impossible.
+
+`variant="auto"` picks, per device, by precision: int8 on CPU, fp16 on CUDA, the TensorRT
+build (int8 first) where that EP is usable. Among variants of the same precision the one
+whose name equals its precision (e.g. "int8" before "int8-static") wins, then manifest order.
+`device="auto"` tries tensorrt, cuda, then cpu, taking the first that is usable *and* has a
+servable variant.
+"""
+from __future__ import annotations
+
+from onnxpress.errors import UserError
+from onnxpress.runtime.artifact import Artifact
+from onnxpress.runtime.devices import Accelerators, check_device
+
+PRECISION_PREFERENCE = {
+    "cpu": ("int8", "fp32", "fp16"),
+    "cuda": ("fp16", "fp32", "int8"),
+    "tensorrt": ("int8", "fp16", "fp32"),
+}
+AUTO_DEVICE_ORDER = ("tensorrt", "cuda", "cpu")
+
+
+def candidates(artifact: Artifact, device: str) -> list[str]:
+    """Servable variants meant for `device`, best first."""
+    variants = artifact.manifest.variants
+    order = PRECISION_PREFERENCE[device]
+    names = [n for n, v in variants.items() if v.servable and device in v.devices]
+
+    def rank(item: tuple[int, str]) -> tuple[int, int, int]:
+        position, name = item
+        precision = variants[name].precision
+        pref = order.index(precision) if precision in order else len(order)
+        return pref, 0 if name == precision else 1, position
+
+    return [name for _, name in sorted(enumerate(names), key=rank)]
+
+
+def choose(artifact: Artifact, variant: str, device: str, acc: Accelerators) -> tuple[str, str]:
+    """(variant name, device) to serve, or `UserError` saying why not."""
+    check_device(device)
+    if variant != "auto":
+        spec = artifact.variant(variant)  # raises for unknown or rejected variants
+        if device == "auto":
+            for dev in AUTO_DEVICE_ORDER:
+                if dev in spec.devices and acc.usable(dev):
+                    return variant, dev
+            why = "; ".join(f"{d}: {acc.why_not(d)}" for d in spec.devices if not acc.usable(d))
+            raise UserError(f"variant {variant!r} runs on {', '.join(spec.devices)}, none usable here ({why})")
+        if not acc.usable(device):
+            raise UserError(f"device {device!r} requested but {acc.why_not(device)}")
+        if device not in spec.devices:
+            raise UserError(
+                f"variant {variant!r} is built for {', '.join(spec.devices)}, not {device}; "
+                f"variants for {device}: {', '.join(candidates(artifact, device)) or 'none'}"
+            )
+        return variant, device
+
+    devices = AUTO_DEVICE_ORDER if device == "auto" else (device,)
+    if device != "auto" and not acc.usable(device):
+        raise UserError(f"device {device!r} requested but {acc.why_not(device)}")
+    for dev in devices:
+        if acc.usable(dev):
+            names = candidates(artifact, dev)
+            if names:
+                return names[0], dev
+    servable = artifact.servable_variants()
+    if not servable:
+        raise UserError(f"artifact {artifact.root} has no servable variant (all were rejected at export)")
+    wanted = device if device != "auto" else "this machine (cpu)"
+    raise UserError(f"no servable variant of {artifact.root} runs on {wanted}; servable: "
+                    + ", ".join(f"{n} ({'/'.join(artifact.manifest.variants[n].devices)})" for n in servable))

@@ -1,0 +1,127 @@
+"""Fast-tokenizer wrapper: batch encoding to flat numpy arrays, truncation that is reported.
+
+Encodings are kept flat (all ids concatenated plus row offsets) so that any subset of rows
+can be packed into a padded batch with a few numpy operations, in any order the batch
+planner chooses.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from itertools import chain
+from typing import Sequence
+
+import numpy as np
+
+from onnxpress.errors import UserError
+
+
+def check_texts(texts: Sequence[object]) -> list[str]:
+    """The texts as a list, or `TypeError` naming the first item that is not a str."""
+    if isinstance(texts, str):
+        raise TypeError("expected a list of texts, got a single str (wrap it in a list)")
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
+    return texts
+
+
+@dataclass
+class Encoded:
+    """Token ids of n texts, flat: row i is ids[offsets[i]:offsets[i+1]]."""
+
+    ids: np.ndarray  # int64 [total_tokens]
+    type_ids: np.ndarray | None  # int64 [total_tokens], None when not requested
+    offsets: np.ndarray  # int64 [n + 1]
+    truncated: np.ndarray  # bool [n]: the text was longer than max_length
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def take(self, rows: np.ndarray) -> "Encoded":
+        """A new Encoded holding `rows` only, in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        lengths = self.lengths[rows]
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        gather = _gather_index(self.offsets, rows, lengths)
+        return Encoded(
+            ids=self.ids[gather],
+            type_ids=None if self.type_ids is None else self.type_ids[gather],
+            offsets=offsets,
+            truncated=self.truncated[rows],
+        )
+
+    def pad(self, rows: np.ndarray, length: int, pad_id: int, batch_size: int | None = None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(input_ids, attention_mask, token_type_ids) int64 [batch, length] for `rows`.
+
+        `batch_size` > len(rows) appends dummy rows (one real token each) for fixed-shape buckets.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        n = batch_size or len(rows)
+        lengths = self.lengths[rows]
+        filled = np.zeros((n, length), dtype=bool)
+        filled[: len(rows)] = np.arange(length)[None, :] < lengths[:, None]
+        mask = filled.astype(np.int64)
+        # filler rows and empty rows get one attended (pad) token: an all-masked row can give NaN
+        mask[len(rows):, 0] = 1
+        mask[np.flatnonzero(lengths == 0), 0] = 1
+        gather = _gather_index(self.offsets, rows, lengths)
+        input_ids = np.full((n, length), pad_id, dtype=np.int64)
+        input_ids[filled] = self.ids[gather]
+        type_ids = None
+        if self.type_ids is not None:
+            type_ids = np.zeros((n, length), dtype=np.int64)
+            type_ids[filled] = self.type_ids[gather]
+        return input_ids, mask, type_ids
+
+
+def _gather_index(offsets: np.ndarray, rows: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Flat positions of the tokens of `rows`, row after row (vectorized ragged arange)."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = offsets[rows]
+    row_start_in_out = np.cumsum(lengths) - lengths
+    # position within its row for every output token, then shift by the row's source start
+    within = np.arange(total, dtype=np.int64) - np.repeat(row_start_in_out, lengths)
+    return np.repeat(starts, lengths) + within
+
+
+class TextTokenizer:
+    """A `tokenizers.Tokenizer` from an artifact, set to truncate at `max_length` and not pad."""
+
+    def __init__(self, path: str | os.PathLike, max_length: int, pad_id: int | None = None):
+        from tokenizers import Tokenizer
+
+        try:
+            self._tok = Tokenizer.from_file(str(path))
+        except Exception as exc:  # noqa: BLE001 - tokenizers raises plain Exception
+            raise UserError(f"cannot load tokenizer {path}: {exc}") from None
+        padding = self._tok.padding  # read before disabling: exported tokenizers carry their pad id
+        if pad_id is None:
+            pad_id = padding["pad_id"] if padding else self._tok.token_to_id("[PAD]")
+        self.pad_id = int(pad_id or 0)
+        self.max_length = int(max_length)
+        self._tok.no_padding()
+        self._tok.enable_truncation(self.max_length)
+
+    def encode(self, texts: Sequence[str], with_type_ids: bool = True) -> Encoded:
+        """Encode a batch (texts must already be validated str)."""
+        encodings = self._tok.encode_batch(list(texts), add_special_tokens=True)
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+        offsets = np.zeros(len(encodings) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        total = int(offsets[-1])
+        ids = np.fromiter(chain.from_iterable(e.ids for e in encodings), dtype=np.int64, count=total)
+        type_ids = None
+        if with_type_ids:
+            type_ids = np.fromiter(chain.from_iterable(e.type_ids for e in encodings), dtype=np.int64, count=total)
+        truncated = np.fromiter((bool(e.overflowing) for e in encodings), dtype=bool, count=len(encodings))
+        return Encoded(ids=ids, type_ids=type_ids, offsets=offsets, truncated=truncated)
