@@ -1,0 +1,94 @@
+"""Cold start and peak memory of one contender, measured in a fresh process.
+
+In one process, resident memory mixes every contender loaded so far (and torch's allocator
+never gives pages back), so each contender gets its own child:
+
+    python -m onnxpress.benchmarks.probe SPEC_JSON --threads N --texts FILE [--workload N]
+
+The child loads the contender, makes one prediction (cold start ends there), records
+ru_maxrss, then predicts a workload of texts its own way and records ru_maxrss again. It
+prints one JSON line. `cold_start` in the parent runs these children one after another and
+measures from just before spawning to the child's first prediction, interpreter start and
+imports included: what a user waits for when their app or job starts.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+
+def _maxrss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def child_main(argv: Sequence[str] | None = None) -> int:
+    t_main = time.time()
+    parser = argparse.ArgumentParser(prog="onnxpress.benchmarks.probe")
+    parser.add_argument("spec")
+    parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--texts", required=True, help="file with one text per line")
+    parser.add_argument("--workload", type=int, default=0, help="texts to predict after the first")
+    args = parser.parse_args(argv)
+    texts = Path(args.texts).read_text(encoding="utf-8").splitlines()
+
+    from onnxpress.benchmarks.contenders import from_spec
+
+    contender = from_spec(json.loads(args.spec))
+    t_import = time.time()
+    contender.load(args.threads)
+    t_loaded = time.time()
+    first = contender.predict_texts(texts[:1])
+    t_first = time.time()
+    rss_first = _maxrss_mib()
+    workload = texts[1:1 + args.workload]
+    t0 = time.perf_counter()
+    if workload:
+        contender.predict_stream(workload)
+    workload_s = time.perf_counter() - t0
+    print(json.dumps({
+        "t_main": t_main, "t_import": t_import, "t_loaded": t_loaded, "t_first": t_first,
+        "first_label": first[0] if first else None,
+        "rss_after_first_mib": rss_first, "peak_rss_mib": _maxrss_mib(),
+        "workload_texts": len(workload), "workload_s": workload_s,
+        "threads": contender.threads(),
+        "torch_imported": "torch" in sys.modules, "modules_loaded": len(sys.modules),
+    }), flush=True)
+    return 0
+
+
+def run_probe(spec: dict[str, Any], threads: int, texts_file: Path, workload: int = 0,
+              timeout_s: float = 600, nice: int = 0) -> dict[str, Any]:
+    """Spawn one child for `spec`; return its report plus the parent-side cold start."""
+    cmd = [sys.executable, "-m", "onnxpress.benchmarks.probe", json.dumps(spec), "--threads", str(threads),
+           "--texts", str(texts_file), "--workload", str(workload)]
+    env = dict(os.environ, TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    t_spawn = time.time()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env,
+                          preexec_fn=(lambda: os.nice(nice)) if nice else None)
+    t_exit = time.time()
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return {"error": f"exit {proc.returncode}: {' | '.join(tail)}"}
+    rep = json.loads(lines[-1])
+    return {
+        "cold_start_s": rep["t_first"] - t_spawn,  # spawn -> first prediction returned
+        "interpreter_s": rep["t_main"] - t_spawn,
+        "import_s": rep["t_import"] - rep["t_main"],
+        "load_s": rep["t_loaded"] - rep["t_import"],
+        "first_prediction_s": rep["t_first"] - rep["t_loaded"],
+        "process_wall_s": t_exit - t_spawn,
+        **{k: rep[k] for k in ("rss_after_first_mib", "peak_rss_mib", "workload_texts", "workload_s",
+                               "threads", "torch_imported", "modules_loaded", "first_label")},
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(child_main())

@@ -1,0 +1,106 @@
+"""`onnxpress bench ARTIFACT`: honest side-by-side latency/throughput vs PyTorch and Optimum."""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from onnxpress.errors import UserError
+
+QUICK = {"batch_sizes": [1, 8, 32], "latency_budget_s": 45.0, "throughput_texts": 600, "throughput_chunks": 2,
+         "cold_start_runs": 1, "cold_start_workload": 64, "roofline_budget_s": 0.5}
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _names(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def default_threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "bench", help="benchmark an artifact against PyTorch and Optimum (latency, throughput, cold start)",
+        description="Runs every contender in one process, interleaved after warm-up, with equal thread "
+                    "budgets, on real texts; writes results.json, results.md and PNG plots.")
+    p.add_argument("artifact", help="artifact directory (from `onnxpress export`)")
+    p.add_argument("--against", type=_names, default=["torch", "optimum"],
+                   help="peers: torch, torch-compile, optimum (= optimum-fp32 + optimum-int8); '' for none "
+                        "(default: torch,optimum)")
+    p.add_argument("--variants", type=_names, default=None,
+                   help="onnxpress variants to run (default: every servable one for --device)")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="training checkpoint for the PyTorch/Optimum contenders (default: from the manifest)")
+    p.add_argument("--batch-sizes", type=_int_list, default=None, help="latency batch sizes (default 1,8,32,128)")
+    p.add_argument("--data", default="ag_news", help="ag_news | multi30k | FILE (csv or one text per line)")
+    p.add_argument("--synthetic-length", type=int, default=None,
+                   help="latency inputs of exactly N tokens instead of real texts")
+    p.add_argument("--threads", type=int, default=None, help="threads for every contender (default: usable CPUs)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--modes", type=_names, default=None, help="e2e,model (default both)")
+    p.add_argument("--throughput-texts", type=int, default=None,
+                   help="texts for the throughput section (default: all; 0 skips it)")
+    p.add_argument("--latency-budget", type=float, default=None, help="seconds for the whole latency section")
+    p.add_argument("--no-cold-start", action="store_true", help="skip the fresh-process cold start/RSS section")
+    p.add_argument("--no-roofline", action="store_true", help="skip the GEMM roofline")
+    p.add_argument("--quick", action="store_true", help="a short run (~3 min): fewer sizes, texts and repeats")
+    p.add_argument("--out", type=Path, default=Path("bench"), help="output directory (default bench/)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from onnxpress.benchmarks.suite import MODES, BenchConfig
+
+    threads = args.threads or default_threads()
+    modes = args.modes or list(MODES)
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        raise UserError(f"unknown mode(s) {', '.join(bad)} (choose from {', '.join(MODES)})")
+    if args.synthetic_length is not None and args.synthetic_length < 3:
+        raise UserError("--synthetic-length must be at least 3 tokens")
+    cfg = BenchConfig(artifact=Path(args.artifact), out=args.out, checkpoint=args.checkpoint,
+                      against=args.against, variants=args.variants, data=args.data,
+                      synthetic_length=args.synthetic_length, threads=threads, device=args.device,
+                      modes=modes, cold_start=not args.no_cold_start, roofline=not args.no_roofline)
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(cfg, key, value)
+    if args.batch_sizes:
+        cfg.batch_sizes = args.batch_sizes
+    if args.throughput_texts is not None:
+        if args.throughput_texts < 0:
+            raise UserError("--throughput-texts must be >= 0")
+        cfg.throughput_texts = args.throughput_texts
+    if args.latency_budget is not None:
+        cfg.latency_budget_s = args.latency_budget
+    return run_config(cfg)
+
+
+def run_config(cfg: "BenchConfig") -> int:  # noqa: F821 - imported lazily
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from onnxpress.benchmarks.report import write_all
+    from onnxpress.benchmarks.suite import run_classifier_bench
+
+    results = run_classifier_bench(cfg)
+    paths = write_all(results, cfg.out)
+    print((paths["markdown"]).read_text())
+    for w in results["warnings"]:
+        print(f"warning: {w}")
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0

@@ -1,0 +1,119 @@
+"""The harness end to end on a tiny model: two contenders, every section, well-formed outputs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from onnxpress.benchmarks.report import write_all
+from onnxpress.benchmarks.suite import BenchConfig, run_classifier_bench
+from onnxpress.errors import UserError
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def small_config(artifact: Path, out: Path, data: Path, **kw) -> BenchConfig:
+    base = dict(artifact=artifact, out=out, against=["torch"], variants=["fp32"], batch_sizes=[1, 4],
+                data=str(data), threads=1, latency_budget_s=2.0, throughput_texts=40, throughput_chunks=2,
+                cold_start=True, cold_start_runs=1, cold_start_workload=8, roofline=True,
+                roofline_budget_s=0.05, gap_s=0.0, progress=False)
+    base.update(kw)
+    return BenchConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def bench_run(tiny_artifact, texts_csv, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench_out")
+    results = run_classifier_bench(small_config(tiny_artifact, out, texts_csv))
+    return results, write_all(results, out)
+
+
+def test_results_json_is_complete(bench_run):
+    results, paths = bench_run
+    loaded = json.loads(paths["json"].read_text())
+    assert loaded["schema"] == "onnxpress-bench/1"
+    names = [c["name"] for c in loaded["contenders"]]
+    assert names == ["torch-eager-fp32", "onnxpress-fp32"]
+    assert loaded["reference"] == "torch-eager-fp32"
+    env = loaded["environment"]
+    assert env["cpu"]["model"] and env["versions"]["onnxruntime-gpu"] or env["versions"].get("onnxruntime")
+    assert "torch" in env["versions"]
+    # the exact session options of the ORT contender are recorded
+    session = next(c for c in loaded["contenders"] if c["name"] == "onnxpress-fp32")["session"]
+    assert session["intra_op_num_threads"] == 1 and session["providers"] == ["CPUExecutionProvider"]
+
+
+def test_threads_asserted_and_labels_identical(bench_run):
+    results, _ = bench_run
+    checks = results["checks"]
+    assert checks["threads_equal"] is True
+    assert {v["compute"] for v in checks["threads_after"].values()} == {1}
+    # the checkpoint's HF tokenizer and the artifact's tokenizer produce the same ids
+    assert checks["tokenization_identical"]["torch-eager-fp32"] == 1.0
+
+
+def test_latency_cells(bench_run):
+    results, _ = bench_run
+    cells = results["latency"]
+    assert {(c["mode"], c["batch_size"]) for c in cells} == {(m, b) for m in ("e2e", "model") for b in (1, 4)}
+    for c in cells:
+        assert c["n"] >= 3 and c["n"] == len(c["samples_ms"])
+        assert 0 < c["p50_ms"] <= c["p90_ms"] <= c["p99_ms"] <= c["max_ms"]
+        assert c["texts_per_s"] > 0 and c["tokens_per_s"] > 0
+        # same model exported: every contender predicts exactly what the reference predicts
+        assert c["agreement_with_reference"] == 1.0
+        if c["mode"] == "model":
+            assert c["achieved_gops"] > 0 and 0 < c["roof_fraction"]
+    ref = [c for c in cells if c["contender"] == "torch-eager-fp32"]
+    assert all(c["x_vs_reference"] == pytest.approx(1.0) for c in ref)
+
+
+def test_throughput_accuracy_and_agreement(bench_run):
+    results, _ = bench_run
+    tp = results["throughput"]
+    assert tp["texts"] == 40 and tp["chunks"] == 2
+    rows = {r["contender"]: r for r in tp["contenders"]}
+    assert rows["torch-eager-fp32"]["accuracy"] == pytest.approx(rows["onnxpress-fp32"]["accuracy"])
+    assert rows["onnxpress-fp32"]["agreement_with_reference"] == 1.0
+    assert all(r["texts_per_s"] > 0 and len(r["chunk_texts_per_s"]) == 2 for r in rows.values())
+
+
+def test_cold_start_in_fresh_processes(bench_run):
+    results, _ = bench_run
+    rows = {r["contender"]: r for r in results["cold_start"]["contenders"]}
+    assert set(rows) == {"torch-eager-fp32", "onnxpress-fp32"}
+    for r in rows.values():
+        assert "errors" not in r, r
+        assert 0 < r["import_s"] + r["load_s"] < r["cold_start_s"]
+        assert r["peak_rss_mib"] >= r["rss_after_first_mib"] > 10
+    # the onnxpress runtime is torch-free; the PyTorch contender obviously is not
+    assert rows["onnxpress-fp32"]["torch_imported"] is False
+    assert rows["torch-eager-fp32"]["torch_imported"] is True
+
+
+def test_markdown_and_plots(bench_run):
+    results, paths = bench_run
+    md = paths["markdown"].read_text()
+    assert "## Throughput" in md and "## Cold start" in md and "## Latency, end to end" in md
+    assert "## Roofline" in md and "| onnxpress-fp32 |" in md
+    assert results["environment"]["date_utc"] in md
+    for key in ("latency_vs_batch", "throughput_vs_batch", "latency_distribution"):
+        data = paths[key].read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5000
+
+
+def test_missing_checkpoint_is_a_user_error(tiny_artifact, texts_csv, tmp_path):
+    import shutil
+
+    from onnxpress.runtime.artifact import Artifact
+
+    art = tmp_path / "art"
+    shutil.copytree(tiny_artifact, art)
+    manifest = Artifact.open(art).manifest
+    manifest.extra = {"pad_token_id": 0}
+    manifest.save(art)
+    with pytest.raises(UserError, match="--checkpoint"):
+        run_classifier_bench(small_config(art, tmp_path / "out", texts_csv))
+    with pytest.raises(UserError, match="no variant"):
+        run_classifier_bench(small_config(art, tmp_path / "out", texts_csv, against=[], variants=["fp16"]))
