@@ -1,0 +1,293 @@
+"""The translator as two ONNX graphs (encoder, beam-axis decoder step) and their variants.
+
+`BeamDecoderStep` is the model's `decode_step` with a beam axis: prev_tokens [B,K],
+hidden [B,K,H] against encoder states [B,S,E] shared by the K beams, so the runtime never
+repeats encoder states per beam. It reuses the model's own modules (embedding, GRU cell,
+output layers) and only re-broadcasts the attention; `check_step_equivalence` verifies it
+against `model.decode_step`. Because every Linear sees a 3-D input, the exporter writes
+them as MatMul + Add (not Gemm), which ONNX Runtime's dynamic int8 quantizer covers.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from torch import Tensor, nn
+
+from onnxpress.runtime.translator import DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_INPUTS, ENCODER_OUTPUTS
+
+DEFAULT_OPSET = 17
+NEG_INF = -1e9
+
+
+class EncoderGraph(nn.Module):
+    """src_ids, src_mask [B,S] -> encoder_states [B,S,E], keys [B,S,A], hidden [B,H]."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, src_ids: Tensor, src_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.model.encode(src_ids, src_mask)
+
+
+class BeamDecoderStep(nn.Module):
+    """One decoder step for K beams per sentence, encoder states shared across beams."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, prev_tokens: Tensor, hidden: Tensor, states: Tensor, keys: Tensor,
+                src_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        m = self.model
+        emb = m.tgt_embed(prev_tokens)  # [B,K,Em]
+        att = m.attention
+        query = att.W(hidden)  # [B,K,A]
+        energy = att.v(torch.tanh(keys.unsqueeze(1) + query.unsqueeze(2))).squeeze(-1)  # [B,K,S]
+        energy = energy.masked_fill(~src_mask.to(torch.bool).unsqueeze(1), NEG_INF)
+        attn = torch.softmax(energy, dim=-1)
+        context = torch.matmul(attn, states)  # [B,K,E]: one batched matmul, no per-beam copy
+        new_hidden = m.cell(torch.cat([emb, context], dim=-1), hidden)
+        logits = m._logits(new_hidden, context, emb)
+        return torch.log_softmax(logits, dim=-1), new_hidden, attn
+
+
+def _samples(cfg: Any, batch: int = 2, beams: int = 3, length: int = 6, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    src = torch.randint(4, max(cfg.src_vocab_size, 5), (batch, length), generator=g)
+    mask = torch.ones(batch, length, dtype=torch.long)
+    mask[1, length // 2:] = 0  # a padded row, so no shape collapses to a constant
+    src[1, length // 2:] = cfg.pad_id
+    prev = torch.randint(4, max(cfg.tgt_vocab_size, 5), (batch, beams), generator=g)
+    return src, mask, prev
+
+
+def check_step_equivalence(model: nn.Module, cfg: Any, atol: float = 1e-5) -> float:
+    """Max abs difference between BeamDecoderStep and `model.decode_step` on random inputs."""
+    src, mask, prev = _samples(cfg, batch=3, beams=4)
+    mask[2, 2:] = 0
+    with torch.no_grad():
+        states, keys, hidden = model.encode(src, mask)
+        b, k = prev.shape
+        hid = hidden.unsqueeze(1).expand(b, k, -1).contiguous()
+        hid = hid + 0.1 * torch.randn(hid.shape, generator=torch.Generator().manual_seed(1))
+        ours = BeamDecoderStep(model)(prev, hid, states, keys, mask)
+        flat = lambda t: t.repeat_interleave(k, dim=0)  # noqa: E731
+        ref = model.decode_step(prev.reshape(-1), hid.reshape(b * k, -1), flat(states), flat(keys), flat(mask))
+    diff = max(float((o.reshape(r.shape) - r).abs().max()) for o, r in zip(ours, ref))
+    if diff > atol:
+        raise RuntimeError(f"beam-axis decoder step differs from model.decode_step by {diff:.2e}")
+    return diff
+
+
+def export_graphs(model: nn.Module, cfg: Any, out_dir: str | Path, opset: int = DEFAULT_OPSET,
+                  suffix: str = "fp32") -> dict[str, Path]:
+    """Write encoder.<suffix>.onnx and decoder_step.<suffix>.onnx (fp32) into `out_dir`."""
+    out_dir = Path(out_dir)
+    model = model.eval()
+    src, mask, prev = _samples(cfg)
+    paths = {"encoder": out_dir / f"encoder.{suffix}.onnx", "decoder_step": out_dir / f"decoder_step.{suffix}.onnx"}
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TracerWarnings, legacy-exporter notice
+        states, keys, hidden = model.encode(src, mask)
+        torch.onnx.export(
+            EncoderGraph(model).eval(), (src, mask), str(paths["encoder"]),
+            input_names=list(ENCODER_INPUTS), output_names=list(ENCODER_OUTPUTS),
+            dynamic_axes={"src_ids": {0: "batch", 1: "src_len"}, "src_mask": {0: "batch", 1: "src_len"},
+                          "encoder_states": {0: "batch", 1: "src_len"}, "keys": {0: "batch", 1: "src_len"},
+                          "hidden": {0: "batch"}},
+            opset_version=opset, do_constant_folding=True, dynamo=False,
+        )
+        beams = prev.shape[1]
+        hid = hidden.unsqueeze(1).expand(-1, beams, -1).contiguous()
+        axes_bk = {0: "batch", 1: "beam"}
+        axes_bs = {0: "batch", 1: "src_len"}
+        torch.onnx.export(
+            BeamDecoderStep(model).eval(), (prev, hid, states, keys, mask), str(paths["decoder_step"]),
+            input_names=list(DECODER_INPUTS), output_names=list(DECODER_OUTPUTS),
+            dynamic_axes={"prev_tokens": axes_bk, "hidden": axes_bk, "encoder_states": axes_bs, "keys": axes_bs,
+                          "src_mask": axes_bs, "log_probs": axes_bk, "new_hidden": axes_bk,
+                          "attention": {0: "batch", 1: "beam", 2: "src_len"}},
+            opset_version=opset, do_constant_folding=True, dynamo=False,
+        )
+    for path in paths.values():
+        onnx.checker.check_model(str(path))
+        gemm_to_matmul(path)
+    return paths
+
+
+def gemm_to_matmul(path: str | Path) -> int:
+    """Rewrite `Gemm(A, W, C)` with a constant W as `MatMul(A, W') + C`, in place; returns the count.
+
+    A Linear on a 2-D input exports as Gemm, which the dynamic quantizer skips; as MatMul
+    its weight is quantized like every other projection.
+    """
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    uses: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    nodes, count = [], 0
+    for node in graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if (node.op_type != "Gemm" or node.input[1] not in inits or attrs.get("transA", 0)
+                or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0):
+            nodes.append(node)
+            continue
+        weight = numpy_helper.to_array(inits[node.input[1]])
+        if attrs.get("transB", 0):
+            weight = np.ascontiguousarray(weight.T)
+        w_name = f"{node.input[1]}_matmul"
+        graph.initializer.append(numpy_helper.from_array(weight, w_name))
+        if uses[node.input[1]] == 1:
+            graph.initializer.remove(inits[node.input[1]])
+        out = node.output[0]
+        has_bias = len(node.input) > 2 and node.input[2]
+        mm_out = f"{out}_matmul" if has_bias else out
+        nodes.append(helper.make_node("MatMul", [node.input[0], w_name], [mm_out], name=f"{node.name}_MatMul"))
+        if has_bias:
+            nodes.append(helper.make_node("Add", [mm_out, node.input[2]], [out], name=f"{node.name}_Add"))
+        count += 1
+    if count:
+        del graph.node[:]
+        graph.node.extend(nodes)
+        onnx.checker.check_model(model)
+        onnx.save(model, str(path))
+    return count
+
+
+def quantize_int8(src: str | Path, dst: str | Path, per_channel: bool = True) -> dict[str, Any]:
+    """Dynamic int8 (weights int8, activations quantized per run) of MatMul and Gather.
+
+    TODO(export/quantize.py): swap to the shared quantization helper once it lands.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    op_types = ["MatMul", "Gather"]
+    quantize_dynamic(str(src), str(dst), op_types_to_quantize=op_types, per_channel=per_channel,
+                     weight_type=QuantType.QInt8, extra_options={"MatMulConstBOnly": True})
+    return {"tool": "onnxruntime.quantization.quantize_dynamic", "weight_type": "QInt8",
+            "per_channel": per_channel, "op_types": op_types, "MatMulConstBOnly": True}
+
+
+def convert_fp16(src: str | Path, dst: str | Path) -> dict[str, Any]:
+    """fp16 weights and compute, fp32 inputs/outputs (the runtime feeds float32 either way)."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    onnx.save(model, str(dst))
+    return {"tool": "onnxruntime.transformers.float16.convert_float_to_float16", "keep_io_types": True}
+
+
+# -- quantization coverage ----------------------------------------------------------------
+
+def _fixed_shapes(model: onnx.ModelProto, dims: dict[str, int]) -> onnx.ModelProto:
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    for value in model.graph.input:
+        for d in value.type.tensor_type.shape.dim:
+            if d.dim_param:
+                d.dim_value = dims[d.dim_param]
+    del model.graph.value_info[:]
+    return onnx.shape_inference.infer_shapes(model)
+
+
+def _flops_by_weight(model: onnx.ModelProto, dims: dict[str, int]) -> tuple[dict[str, float], float]:
+    """FLOPs per weight initializer (MatMul / GRU) and FLOPs of activation x activation MatMuls."""
+    inferred = _fixed_shapes(model, dims)
+    shapes = {}
+    for v in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+        shapes[v.name] = [d.dim_value for d in v.type.tensor_type.shape.dim]
+    inits = {i.name: list(i.dims) for i in model.graph.initializer}
+    by_weight: dict[str, float] = {}
+    activation = 0.0
+    for node in inferred.graph.node:
+        if node.op_type == "MatMul":
+            a, b = node.input[0], node.input[1]
+            a_shape = shapes.get(a) or inits.get(a)
+            if b in inits:
+                k, n = inits[b][-2], inits[b][-1]
+                rows = int(np.prod(a_shape[:-1])) if a_shape else 0
+                by_weight[b] = by_weight.get(b, 0.0) + 2.0 * rows * k * n
+            else:
+                out = shapes.get(node.output[0])
+                if out and a_shape:
+                    activation += 2.0 * float(np.prod(out)) * a_shape[-1]
+        elif node.op_type == "GRU":
+            x = shapes.get(node.input[0])  # [seq, batch, input]
+            w, r = node.input[1], node.input[2]
+            if x and w in inits and r in inits:
+                d, three_h, i = inits[w]
+                h = inits[r][2]
+                by_weight[w] = 2.0 * x[0] * x[1] * d * three_h * i
+                by_weight[r] = 2.0 * x[0] * x[1] * d * three_h * h
+    return by_weight, activation
+
+
+def _float_weights(model: onnx.ModelProto) -> dict[str, int]:
+    """Float initializers that are weights (not shape constants or scalars), name -> element count."""
+    out = {}
+    for init in model.graph.initializer:
+        if init.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16) and len(init.dims) >= 1:
+            n = int(np.prod(init.dims))
+            if n >= 16:
+                out[init.name] = n
+    return out
+
+
+def quantization_coverage(fp32: dict[str, str | Path], int8: dict[str, str | Path], *,
+                          src_len: float, tgt_len: float, beams: tuple[int, ...] = (1, 4)) -> dict[str, Any]:
+    """How much of the model runs in int8: shares of weight parameters and of FLOPs.
+
+    FLOPs are counted from the graphs at the given mean source length: the encoder once per
+    sentence, the decoder step `tgt_len` times per beam. A weight counts as int8 when the
+    quantized graph holds its `_quantized` initializer. What stays fp32 is listed by op.
+    """
+    s = max(1, int(round(src_len)))
+    report: dict[str, Any] = {"src_len": src_len, "tgt_len": tgt_len, "graphs": {}}
+    per_graph = {}
+    total_params = int8_params = 0
+    for role in ("encoder", "decoder_step"):
+        m32 = onnx.load(str(fp32[role]))
+        m8 = onnx.load(str(int8[role]))
+        quantized = {i.name[: -len("_quantized")] for i in m8.graph.initializer if i.name.endswith("_quantized")}
+        weights = _float_weights(m32)
+        dims = {"batch": 1, "src_len": s, "beam": 1}
+        flops, activation = _flops_by_weight(m32, dims)
+        q_flops = sum(f for w, f in flops.items() if w in quantized)
+        all_flops = sum(flops.values()) + activation
+        consumers: dict[str, str] = {}
+        for node in m32.graph.node:
+            for name in node.input:
+                consumers.setdefault(name, node.op_type)
+        fp32_left: dict[str, int] = {}
+        for name, n in weights.items():
+            if name not in quantized:
+                op = consumers.get(name, "?")
+                fp32_left[op] = fp32_left.get(op, 0) + n
+        n_all = sum(weights.values())
+        n_q = sum(n for w, n in weights.items() if w in quantized)
+        total_params += n_all
+        int8_params += n_q
+        per_graph[role] = (q_flops, all_flops)
+        report["graphs"][role] = {
+            "weight_params": n_all, "int8_params": n_q, "int8_param_share": n_q / max(n_all, 1),
+            "flops_per_call": all_flops, "int8_flops_per_call": q_flops, "int8_flop_share": q_flops / max(all_flops, 1),
+            "fp32_params_by_op": fp32_left,
+            "file_bytes_fp32": Path(fp32[role]).stat().st_size, "file_bytes_int8": Path(int8[role]).stat().st_size,
+        }
+    report["int8_weight_share"] = int8_params / max(total_params, 1)
+    report["per_sentence"] = {}
+    for k in beams:
+        q = per_graph["encoder"][0] + tgt_len * k * per_graph["decoder_step"][0]
+        a = per_graph["encoder"][1] + tgt_len * k * per_graph["decoder_step"][1]
+        report["per_sentence"][f"beam{k}"] = {"flops": a, "int8_flops": q, "int8_flop_share": q / max(a, 1)}
+    return report

@@ -1,0 +1,229 @@
+"""Batched greedy and beam search in numpy over a step-wise attention decoder.
+
+The algorithms know nothing about ONNX Runtime: they drive any object with the
+`StepDecoder` protocol, which holds the encoder output for the sentences still being
+decoded. The decoder has a beam axis, so the encoder states of a sentence are shared by
+all its beams (never repeated per beam); a sentence that is finished leaves the batch
+through `StepDecoder.keep`, which shrinks every per-sentence array once.
+
+Scores follow the PyTorch reference decoder (`onnxpress.training.decoding`): a hypothesis
+is ranked by its summed log-probability divided by `len ** length_penalty`, where `len`
+counts the generated tokens including the end-of-sentence token.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+class StepDecoder(Protocol):
+    """One decoding step for a batch of sentences x beams, plus batch shrinking."""
+
+    def step(self, prev_tokens: np.ndarray, hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """prev_tokens int64 [N, K], hidden [N, K, H] ->
+        (log_probs [N, K, V], new_hidden [N, K, H], attention [N, K, S])."""
+        ...
+
+    def keep(self, sentences: np.ndarray) -> None:
+        """Keep only these sentences (indices into the current batch), in this order."""
+        ...
+
+
+@dataclass
+class Hypothesis:
+    """One decoded sentence: generated ids without BOS/EOS, and per-token attention."""
+
+    tokens: list[int]
+    score: float  # length-normalized log-probability, what the search ranks by
+    log_prob: float  # summed log-probability of tokens (+ EOS when it was produced)
+    finished: bool  # False when the length bound stopped it before EOS
+    attention: np.ndarray | None = None  # [len(tokens), S] over the padded source
+
+
+def _normalize(log_prob: np.ndarray | float, length: np.ndarray | int, length_penalty: float):
+    if length_penalty == 0.0:
+        return log_prob
+    return log_prob / np.power(np.maximum(length, 1), length_penalty)
+
+
+def greedy_search(
+    decoder: StepDecoder,
+    hidden: np.ndarray,
+    max_lengths: np.ndarray,
+    bos_id: int,
+    eos_id: int,
+    return_attention: bool = False,
+    length_penalty: float = 1.0,
+) -> list[Hypothesis]:
+    """Argmax decoding of `len(hidden)` sentences at once.
+
+    hidden: initial decoder state [N, H]. max_lengths: [N] bound on generated tokens
+    (EOS included). A sentence leaves the batch as soon as it emits EOS or hits its bound.
+    """
+    n = hidden.shape[0]
+    max_lengths = np.asarray(max_lengths, dtype=np.int64)
+    active = np.arange(n)  # original index of each row still decoding
+    prev = np.full((n, 1), bos_id, dtype=np.int64)
+    state = hidden[:, None, :]
+    log_prob = np.zeros(n, dtype=np.float64)
+    tokens: list[list[int]] = [[] for _ in range(n)]
+    attn_rows: list[list[np.ndarray]] = [[] for _ in range(n)]
+    results: list[Hypothesis | None] = [None] * n
+    step = 0
+    while len(active):
+        step += 1
+        log_probs, state, attention = decoder.step(prev, state)
+        best = log_probs[:, 0, :].argmax(-1)
+        log_prob[active] += log_probs[np.arange(len(active)), 0, best]
+        is_eos = best == eos_id
+        for row, orig in enumerate(active):
+            if not is_eos[row]:
+                tokens[orig].append(int(best[row]))
+                if return_attention:
+                    attn_rows[orig].append(attention[row, 0])
+        done = is_eos | (step >= max_lengths[active])
+        if done.any():
+            for row in np.flatnonzero(done):
+                orig = active[row]
+                length = len(tokens[orig]) + int(is_eos[row])
+                results[orig] = Hypothesis(
+                    tokens=tokens[orig],
+                    score=float(_normalize(log_prob[orig], length, length_penalty)),
+                    log_prob=float(log_prob[orig]),
+                    finished=bool(is_eos[row]),
+                    attention=_stack(attn_rows[orig], attention.shape[-1]) if return_attention else None,
+                )
+            keep = np.flatnonzero(~done)
+            active = active[keep]
+            if not len(active):
+                break
+            decoder.keep(keep)
+            state = state[keep]
+            best = best[keep]
+        prev = best[:, None].astype(np.int64)
+    return results  # type: ignore[return-value]
+
+
+def _stack(rows: list[np.ndarray], src_len: int) -> np.ndarray:
+    if not rows:
+        return np.zeros((0, src_len), dtype=np.float32)
+    return np.stack(rows).astype(np.float32, copy=False)
+
+
+def beam_search(
+    decoder: StepDecoder,
+    hidden: np.ndarray,
+    max_lengths: np.ndarray,
+    bos_id: int,
+    eos_id: int,
+    beam_size: int,
+    return_attention: bool = False,
+    length_penalty: float = 1.0,
+) -> list[Hypothesis]:
+    """Beam search over `len(hidden)` sentences at once, `beam_size` live beams each.
+
+    Each step ranks the top 2K (beam, token) continuations per sentence. An EOS among the
+    top K closes a hypothesis; the best K non-EOS continuations stay live, so the beam stays
+    full. A sentence is done once it holds K closed hypotheses or reaches its length
+    bound (then its live beams are closed as they are), and it leaves the batch at once.
+    The best closed hypothesis by normalized score wins.
+    """
+    k = int(beam_size)
+    if k < 1:
+        raise ValueError("beam_size must be >= 1")
+    n = hidden.shape[0]
+    max_lengths = np.asarray(max_lengths, dtype=np.int64)
+    active = np.arange(n)
+    prev = np.full((n, 1), bos_id, dtype=np.int64)
+    state = hidden[:, None, :]  # one beam until the first expansion
+    beam_lp = np.zeros((n, 1), dtype=np.float64)
+    history = np.zeros((n, 1, 0), dtype=np.int64)  # generated tokens per live beam
+    attn_hist: np.ndarray | None = None  # [N, K, t, S]
+    finished: list[list[tuple[float, float, list[int], np.ndarray | None, bool]]] = [[] for _ in range(n)]
+    step = 0
+    while len(active):
+        step += 1
+        log_probs, new_state, attention = decoder.step(prev, state)
+        n_act, beams, vocab = log_probs.shape
+        total = beam_lp[:, :, None] + log_probs  # [N, beams, V]
+        flat = total.reshape(n_act, beams * vocab)
+        width = min(2 * k, flat.shape[1])
+        top = np.argpartition(-flat, width - 1, axis=1)[:, :width]
+        top_scores = np.take_along_axis(flat, top, axis=1)
+        # stable order: score descending, then candidate index, as torch.topk on ties in practice
+        order = np.lexsort((top, -top_scores), axis=1)
+        top = np.take_along_axis(top, order, axis=1)
+        top_scores = np.take_along_axis(top_scores, order, axis=1)
+        cand_beam = top // vocab
+        cand_tok = top % vocab
+        is_eos = cand_tok == eos_id
+        if return_attention:
+            step_attn = attention  # [N, beams, S]
+        # close EOS hypotheses ranked within the top K
+        eos_rows, eos_pos = np.nonzero(is_eos[:, :k])
+        for row, pos in zip(eos_rows, eos_pos):
+            orig = active[row]
+            if len(finished[orig]) >= k:
+                continue
+            b = cand_beam[row, pos]
+            lp = float(top_scores[row, pos])
+            attn = None
+            if return_attention:
+                attn = attn_hist[row, b] if attn_hist is not None else np.zeros((0, attention.shape[-1]), np.float32)
+            finished[orig].append(
+                (float(_normalize(lp, step, length_penalty)), lp, history[row, b].tolist(), attn, True)
+            )
+        # the best K non-EOS continuations stay live (there are at least K among 2K)
+        live = np.argsort(is_eos, axis=1, kind="stable")[:, :k]
+        live_beam = np.take_along_axis(cand_beam, live, axis=1)
+        live_tok = np.take_along_axis(cand_tok, live, axis=1)
+        live_lp = np.take_along_axis(top_scores, live, axis=1)
+        rows = np.arange(n_act)[:, None]
+        history = np.concatenate([history[rows, live_beam], live_tok[:, :, None]], axis=2)
+        if return_attention:
+            new_rows = step_attn[rows, live_beam][:, :, None, :]
+            attn_hist = new_rows if attn_hist is None else np.concatenate([attn_hist[rows, live_beam], new_rows], axis=2)
+        state = new_state[rows, live_beam]
+        beam_lp = live_lp
+        prev = live_tok.astype(np.int64)
+
+        n_done = np.array([len(finished[o]) for o in active])
+        at_limit = step >= max_lengths[active]
+        done = (n_done >= k) | at_limit
+        if done.any():
+            for row in np.flatnonzero(done & (n_done < k)):
+                orig = active[row]
+                # length bound reached: close the live beams without EOS, best first
+                for b in range(min(k, beam_lp.shape[1])):
+                    if len(finished[orig]) >= k:
+                        break
+                    lp = float(beam_lp[row, b])
+                    attn = attn_hist[row, b] if return_attention else None
+                    finished[orig].append(
+                        (float(_normalize(lp, step, length_penalty)), lp, history[row, b].tolist(), attn, False)
+                    )
+            keep = np.flatnonzero(~done)
+            active = active[keep]
+            if not len(active):
+                break
+            decoder.keep(keep)
+            state, beam_lp, history, prev = state[keep], beam_lp[keep], history[keep], prev[keep]
+            if attn_hist is not None:
+                attn_hist = attn_hist[keep]
+
+    results = []
+    for hyps in finished:
+        # max() keeps the first of equal scores: the earlier-closed hypothesis
+        score, lp, toks, attn, fin = max(hyps, key=lambda h: h[0])
+        results.append(
+            Hypothesis(
+                tokens=toks,
+                score=score,
+                log_prob=lp,
+                finished=fin,
+                attention=None if attn is None else np.asarray(attn, dtype=np.float32),
+            )
+        )
+    return results

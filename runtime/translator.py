@@ -1,0 +1,317 @@
+"""Translation on an onnxpress artifact: `Translator.load(...).translate(texts)`.
+
+The artifact holds two graphs (written by `onnxpress export translator`):
+
+- `encoder`: src_ids, src_mask int64 [batch, src_len] -> encoder_states [batch, src_len, E],
+  keys [batch, src_len, A] (the attention's U·h, computed once per sentence), hidden [batch, H]
+- `decoder_step`: prev_tokens int64 [batch, beam], hidden [batch, beam, H], encoder_states,
+  keys, src_mask -> log_probs [batch, beam, V], new_hidden [batch, beam, H], attention [batch, beam, src_len]
+
+The decoder has a beam axis, so all beams of a sentence read the same encoder states: they
+are computed once per batch and fed to every step as they are (bound on the device once with
+IO binding on GPU), and shrink only when finished sentences leave the batch. The search itself
+(greedy and beam, numpy) lives in `onnxpress.runtime.search`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from onnxpress.errors import UserError
+from onnxpress.runtime.artifact import Artifact
+from onnxpress.runtime.batching import TokenBudget
+from onnxpress.runtime.devices import Accelerators, detect
+from onnxpress.runtime.engine import Engine, EngineConfig, check_opset
+from onnxpress.runtime.search import Hypothesis, beam_search, greedy_search
+from onnxpress.runtime.select import choose
+from onnxpress.runtime.tokenize import Encoded, TextTokenizer, check_texts
+
+ENCODER_INPUTS = ("src_ids", "src_mask")
+ENCODER_OUTPUTS = ("encoder_states", "keys", "hidden")
+DECODER_INPUTS = ("prev_tokens", "hidden", "encoder_states", "keys", "src_mask")
+DECODER_OUTPUTS = ("log_probs", "new_hidden", "attention")
+
+# Decoder rows = sentences x beams; on 2 CPU cores more rows stop paying off quickly.
+CPU_MAX_BATCH_SIZE = 64
+GPU_MAX_BATCH_SIZE = 256
+DEFAULT_MAX_BATCH_TOKENS = 4096
+
+
+@dataclass
+class Translation:
+    """One translated sentence.
+
+    tokens/token_ids: the generated target subwords (no <s>, no </s>); score: the summed
+    log-probability normalized by length (what the search ranked by); attention: one row per
+    target token over `source_tokens` (the real source tokens, </s> included), when asked for.
+    """
+
+    text: str
+    tokens: list[str]
+    token_ids: list[int]
+    score: float
+    attention: np.ndarray | None = None
+    source_tokens: list[str] | None = None
+    truncated: bool = False  # the source was cut at max_length
+    finished: bool = True  # False: stopped by the length bound before </s>
+
+
+class _StepDecoder:
+    """`StepDecoder` over the decoder_step session with plain `run` (CPU): arrays fed as they are."""
+
+    def __init__(self, session: Any, states: np.ndarray, keys: np.ndarray, mask: np.ndarray):
+        self.session = session
+        self.states, self.keys, self.mask = states, keys, mask
+
+    def step(self, prev_tokens: np.ndarray, hidden: np.ndarray):
+        return self.session.run(
+            list(DECODER_OUTPUTS),
+            {"prev_tokens": prev_tokens, "hidden": hidden, "encoder_states": self.states,
+             "keys": self.keys, "src_mask": self.mask},
+        )
+
+    def keep(self, sentences: np.ndarray) -> None:
+        self.states, self.keys, self.mask = self.states[sentences], self.keys[sentences], self.mask[sentences]
+
+
+class _BoundStepDecoder:
+    """`StepDecoder` with IO binding: encoder states stay on the device across steps.
+
+    Only the small per-step tensors (tokens, hidden state) cross to the device; the outputs
+    come back to the host because the search (top-k, beam bookkeeping) runs in numpy.
+    Dropping finished sentences re-uploads the encoder states once.
+    """
+
+    def __init__(self, session: Any, states: Any, keys: Any, mask: np.ndarray, device: str, device_id: int):
+        import onnxruntime as ort
+
+        self._ort = ort
+        self.session, self.device, self.device_id = session, device, device_id
+        self.states, self.keys = states, keys  # OrtValues on the device
+        self.mask = self._upload(mask)
+
+    def _upload(self, array: np.ndarray) -> Any:
+        return self._ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array), self.device, self.device_id)
+
+    def step(self, prev_tokens: np.ndarray, hidden: np.ndarray):
+        binding = self.session.io_binding()
+        binding.bind_cpu_input("prev_tokens", np.ascontiguousarray(prev_tokens))
+        binding.bind_cpu_input("hidden", np.ascontiguousarray(hidden))
+        binding.bind_ortvalue_input("encoder_states", self.states)
+        binding.bind_ortvalue_input("keys", self.keys)
+        binding.bind_ortvalue_input("src_mask", self.mask)
+        for name in DECODER_OUTPUTS:
+            binding.bind_output(name, "cpu")
+        self.session.run_with_iobinding(binding)
+        return [value.numpy() for value in binding.get_outputs()]
+
+    def keep(self, sentences: np.ndarray) -> None:
+        self.states = self._upload(self.states.numpy()[sentences])
+        self.keys = self._upload(self.keys.numpy()[sentences])
+        self.mask = self._upload(self.mask.numpy()[sentences])
+
+
+class Translator:
+    """A loaded translator: two shared ONNX Runtime sessions; `translate` is thread-safe.
+
+    Sources are tokenized in one batch call, sorted by length, packed into batches (at most
+    `max_batch_size` sentences and `max_batch_tokens` padded source tokens), decoded batch by
+    batch, and returned in input order.
+    """
+
+    def __init__(self, artifact: Artifact, variant: str, encoder: Engine, decoder: Engine,
+                 source: TextTokenizer, target_path: str | os.PathLike, budget: TokenBudget,
+                 source_path: str | os.PathLike | None = None):
+        from tokenizers import Tokenizer
+
+        extra = artifact.manifest.extra
+        self.artifact = artifact
+        self.variant = variant
+        self.encoder = encoder
+        self.decoder = decoder
+        self.device = encoder.device
+        self.source = source
+        self.target = Tokenizer.from_file(str(target_path))
+        self._source_path = source_path
+        self._source_vocab: Tokenizer | None = None
+        self.budget = budget
+        try:
+            self.bos_id = int(extra["bos_id"])
+            self.eos_id = int(extra["eos_id"])
+        except KeyError as exc:
+            raise UserError(f"manifest of {artifact.root} lacks extra.{exc.args[0]}") from None
+        self.max_target_length = int(extra.get("max_target_length", 128))
+        self.max_length_ratio = float(extra.get("max_length_ratio", 2.0))
+        self.max_length_offset = int(extra.get("max_length_offset", 10))
+        self.length_penalty = float(extra.get("length_penalty", 1.0))
+        self.default_beam = int(extra.get("beam_size", 4))
+        for engine, names, what in ((encoder, ENCODER_INPUTS, "encoder"), (decoder, DECODER_INPUTS, "decoder_step")):
+            if sorted(engine.input_names) != sorted(names):
+                raise UserError(f"{what} graph takes {engine.input_names}, expected {list(names)}")
+        self._bound = encoder.io_binding
+
+    # -- loading -------------------------------------------------------------------
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike,
+        variant: str = "auto",
+        device: str = "auto",
+        threads: int | None = None,
+        *,
+        max_batch_size: int | None = None,
+        max_batch_tokens: int | None = None,
+        io_binding: bool | None = None,
+        mem_arena: bool = True,
+        verify: bool = True,
+        accelerators: Accelerators | None = None,
+    ) -> "Translator":
+        """Open a translation artifact and start its two sessions.
+
+        variant: "auto" or a name from the manifest (int8 on CPU, fp16 on CUDA by default);
+        device: "auto", "cpu", "cuda"; threads: intra-op threads per session (None: ORT's
+        default). `verify` checks every file's sha256 before ONNX Runtime sees it.
+        """
+        artifact = Artifact.open(path)
+        if artifact.manifest.task != "translation":
+            raise UserError(f"{path} is a {artifact.manifest.task} artifact, not translation")
+        variant, device = choose(artifact, variant, device, accelerators or detect())
+        return cls._from_artifact(artifact, variant, device, threads, max_batch_size=max_batch_size,
+                                  max_batch_tokens=max_batch_tokens, io_binding=io_binding,
+                                  mem_arena=mem_arena, verify=verify)
+
+    @classmethod
+    def _from_artifact(cls, artifact: Artifact, variant: str, device: str, threads: int | None = None, *,
+                       max_batch_size: int | None = None, max_batch_tokens: int | None = None,
+                       io_binding: bool | None = None, mem_arena: bool = True, verify: bool = True) -> "Translator":
+        """Sessions for a variant and device already chosen (export validation runs any variant on CPU)."""
+        manifest = artifact.manifest
+        spec = artifact.variant(variant)
+        missing = [role for role in ("encoder", "decoder_step") if role not in spec.files]
+        if missing:
+            raise UserError(f"variant {variant!r} lists no {' / '.join(missing)} file")
+        check_opset(spec.opset, manifest.versions.get("onnxruntime"))
+        enc_path = artifact.file(spec.files["encoder"], verify=verify)
+        dec_path = artifact.file(spec.files["decoder_step"], verify=verify)
+        toks = manifest.tokenizers
+        src_name, tgt_name = toks.get("source", toks.get("joint")), toks.get("target", toks.get("joint"))
+        if not src_name or not tgt_name:
+            raise UserError(f"manifest of {artifact.root} must name 'source' and 'target' tokenizers "
+                            f"(has {sorted(toks)})")
+        src_path, tgt_path = artifact.file(src_name, verify=verify), artifact.file(tgt_name, verify=verify)
+        source = TextTokenizer(src_path, manifest.max_length, pad_id=manifest.extra.get("pad_id", 0))
+        gpu = device != "cpu"
+        budget = TokenBudget(
+            max_batch_tokens=max_batch_tokens or DEFAULT_MAX_BATCH_TOKENS,
+            max_batch_size=max_batch_size or (GPU_MAX_BATCH_SIZE if gpu else CPU_MAX_BATCH_SIZE),
+        )
+        config = EngineConfig(device=device, threads=threads, io_binding=io_binding, mem_arena=mem_arena,
+                              fp16=spec.precision == "fp16")
+        encoder, decoder = Engine(enc_path, config), Engine(dec_path, config)
+        return cls(artifact, variant, encoder, decoder, source, tgt_path, budget, source_path=src_path)
+
+    # -- translation ---------------------------------------------------------------
+    def translate(
+        self,
+        texts: Sequence[str],
+        beam_size: int | None = None,
+        return_attention: bool = False,
+        *,
+        length_penalty: float | None = None,
+    ) -> list[Translation]:
+        """Translate `texts` (in input order). beam_size 1 is greedy; None: the artifact's default.
+
+        A blank text gives an empty translation without running the model.
+        """
+        texts = check_texts(texts)
+        beam = self.default_beam if beam_size is None else int(beam_size)
+        if beam < 1:
+            raise UserError(f"beam_size must be >= 1 (got {beam})")
+        results: list[Translation | None] = [None] * len(texts)
+        todo = [i for i, t in enumerate(texts) if t.strip()]
+        for i in set(range(len(texts))) - set(todo):
+            results[i] = Translation(text="", tokens=[], token_ids=[], score=0.0,
+                                     attention=np.zeros((0, 0), np.float32) if return_attention else None,
+                                     source_tokens=[] if return_attention else None)
+        if todo:
+            encoded = self.source.encode([texts[i] for i in todo], with_type_ids=False)
+            hyps = self.search(encoded, beam, return_attention, length_penalty)
+            detok = self.target.decode_batch([h.tokens for h in hyps], skip_special_tokens=True)
+            for j, (i, hyp, text) in enumerate(zip(todo, hyps, detok)):
+                attention = source_tokens = None
+                if return_attention:
+                    src_ids = encoded.ids[encoded.offsets[j]:encoded.offsets[j + 1]]
+                    source_tokens = self._source_tokens(src_ids)
+                    attention = np.ascontiguousarray(hyp.attention[:, : len(src_ids)])
+                results[i] = Translation(
+                    text=text, tokens=[self.target.id_to_token(t) for t in hyp.tokens], token_ids=hyp.tokens,
+                    score=hyp.score, attention=attention, source_tokens=source_tokens,
+                    truncated=bool(encoded.truncated[j]), finished=hyp.finished,
+                )
+        return results  # type: ignore[return-value]
+
+    def search(self, encoded: Encoded, beam_size: int = 1, return_attention: bool = False,
+               length_penalty: float | None = None) -> list[Hypothesis]:
+        """Hypotheses for pre-tokenized sources, in their order (length-bucketed batches)."""
+        out: list[Hypothesis | None] = [None] * len(encoded)
+        penalty = self.length_penalty if length_penalty is None else float(length_penalty)
+        for batch in self.budget.plan(encoded.lengths):
+            hyps = self.search_batch(encoded, batch.indices, batch.length, beam_size, return_attention, penalty)
+            for i, hyp in zip(batch.indices, hyps):
+                out[i] = hyp
+        return out  # type: ignore[return-value]
+
+    def max_lengths(self, src_lengths: np.ndarray) -> np.ndarray:
+        """Bound on generated tokens (</s> included) per sentence: ratio * source + offset, capped."""
+        bound = np.floor(self.max_length_ratio * src_lengths).astype(np.int64) + self.max_length_offset
+        return np.minimum(bound, self.max_target_length)
+
+    def search_batch(self, encoded: Encoded, rows: np.ndarray, length: int, beam_size: int,
+                     return_attention: bool, length_penalty: float) -> list[Hypothesis]:
+        """Encode one batch and decode it: one encoder run, then one decoder run per step."""
+        src_ids, mask, _ = encoded.pad(rows, length, self.source.pad_id)
+        decoder, hidden = self._start(src_ids, mask)
+        max_lengths = self.max_lengths(encoded.lengths[rows])
+        if beam_size == 1:
+            return greedy_search(decoder, hidden, max_lengths, self.bos_id, self.eos_id,
+                                 return_attention=return_attention, length_penalty=length_penalty)
+        return beam_search(decoder, hidden, max_lengths, self.bos_id, self.eos_id, beam_size,
+                           return_attention=return_attention, length_penalty=length_penalty)
+
+    def _start(self, src_ids: np.ndarray, mask: np.ndarray):
+        feeds = {"src_ids": src_ids, "src_mask": mask}
+        if not self._bound:
+            states, keys, hidden = self.encoder.session.run(list(ENCODER_OUTPUTS), feeds)
+            return _StepDecoder(self.decoder.session, states, keys, mask), hidden
+        cfg = self.encoder.config
+        where = "cpu" if cfg.device == "cpu" else "cuda"
+        binding = self.encoder.session.io_binding()
+        for name, array in feeds.items():
+            binding.bind_cpu_input(name, array)
+        for name in ENCODER_OUTPUTS:
+            binding.bind_output(name, where, cfg.device_id)
+        self.encoder.session.run_with_iobinding(binding)
+        states, keys, hidden = binding.get_outputs()
+        return _BoundStepDecoder(self.decoder.session, states, keys, mask, where, cfg.device_id), hidden.numpy()
+
+    def _source_tokens(self, ids: np.ndarray) -> list[str]:
+        if self._source_vocab is None:
+            from tokenizers import Tokenizer
+
+            self._source_vocab = Tokenizer.from_file(str(self._source_path))
+        return [self._source_vocab.id_to_token(int(i)) for i in ids]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "artifact": str(self.artifact.root), "variant": self.variant, "device": self.device,
+            "max_length": self.source.max_length, "max_target_length": self.max_target_length,
+            "max_batch_size": self.budget.max_batch_size, "max_batch_tokens": self.budget.max_batch_tokens,
+            "beam_size": self.default_beam, "length_penalty": self.length_penalty,
+            **self.encoder.describe(),
+        }
+
+    def __repr__(self) -> str:
+        return f"Translator({str(self.artifact.root)!r}, variant={self.variant!r}, device={self.device!r})"
