@@ -1,0 +1,162 @@
+"""Translator export on a tiny trained model: graphs, int8 coverage, manifest, validation gate, CLIs."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+
+from onnxpress.export.translator import ExportOptions, add_coverage, build_artifact, validate  # noqa: E402
+from onnxpress.export.translator_toy import ENGLISH, GERMAN, build_toy_translator  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toy_translator_export")
+    loaded = build_toy_translator(root / "ckpt")
+    options = ExportOptions(variants=("fp32", "int8", "fp16"), eval_beam=3, progress=False)
+    manifest = build_artifact(loaded, root / "art", options)
+    add_coverage(root / "art", manifest, GERMAN, ENGLISH)
+    report = validate(root / "art", loaded, manifest, options, GERMAN, ENGLISH, log=lambda _m: None)
+    return loaded, root / "art", manifest, report
+
+
+def test_step_equivalence_and_graph_shapes(exported):
+    from onnxpress.export.translator_graphs import check_step_equivalence
+
+    loaded, art, _, _ = exported
+    assert check_step_equivalence(loaded.model, loaded.config) < 1e-5
+    dec = onnx.load(str(art / "decoder_step.fp32.onnx"))
+    inputs = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in dec.graph.input}
+    assert inputs["prev_tokens"] == ["batch", "beam"]
+    assert inputs["encoder_states"][:2] == ["batch", "src_len"]
+    ops = {n.op_type for n in dec.graph.node}
+    assert "Gemm" not in ops and "GRU" not in ops  # cell and projections are MatMul: quantizable
+
+
+def test_int8_covers_the_decoder(exported):
+    _, art, manifest, _ = exported
+    int8 = manifest.variants["int8"]
+    ops = [n.op_type for n in onnx.load(str(art / int8.files["decoder_step"])).graph.node]
+    assert ops.count("MatMulInteger") >= 5 and "Gemm" not in ops
+    cov = int8.method["coverage"]
+    dec = cov["graphs"]["decoder_step"]
+    assert dec["int8_flop_share"] > 0.9 and dec["int8_param_share"] > 0.9
+    # the encoder's GRU recurrences stay fp32 (ONNX GRU op): visible in the report, not hidden
+    assert cov["graphs"]["encoder"]["fp32_params_by_op"].get("GRU", 0) > 0
+    assert 0 < cov["per_sentence"]["beam1"]["int8_flop_share"] < cov["per_sentence"]["beam4"]["int8_flop_share"] < 1
+
+
+def test_manifest_contract(exported):
+    from onnxpress.runtime.artifact import Artifact
+
+    _, art, _, _ = exported
+    artifact = Artifact.open(art)
+    m = artifact.manifest
+    assert m.task == "translation" and m.labels is None
+    assert m.tokenizers == {"source": "source_tokenizer.json", "target": "target_tokenizer.json"}
+    for key in ("bos_id", "eos_id", "pad_id", "unk_id", "max_target_length", "max_length_ratio",
+                "source_lang", "target_lang"):
+        assert key in m.extra, key
+    assert (m.extra["source_lang"], m.extra["target_lang"]) == ("de", "en")
+    for name, variant in m.variants.items():
+        assert set(variant.files) == {"encoder", "decoder_step"}
+        for f in variant.files.values():
+            artifact.file(f)  # listed with a matching sha256
+        assert "bleu" in variant.metrics and "greedy_token_match" in variant.parity
+    assert m.variants["int8"].devices == ["cpu"] and m.variants["fp16"].devices == ["cuda"]
+
+
+def test_validation_parity_and_bleu(exported):
+    _, _, manifest, report = exported
+    fp32 = manifest.variants["fp32"]
+    assert fp32.parity["greedy_token_match"] == 1.0
+    assert fp32.parity["attention_max_abs_diff"] < 1e-4
+    assert report["pytorch"]["bleu"][1] > 50  # the toy model memorized its pairs
+    for name, v in manifest.variants.items():
+        assert v.servable, (name, v.reason)
+        assert v.metrics["bleu_drop"] <= 0.5
+
+
+def test_bleu_gate_rejects(exported, tmp_path):
+    import shutil
+
+    from onnxpress.runtime.artifact import Artifact
+
+    loaded, art, _, _ = exported
+    copy = tmp_path / "art"
+    shutil.copytree(art, copy)
+    manifest = Artifact.open(copy).manifest
+    options = ExportOptions(variants=("fp32", "int8"), eval_beam=1, max_bleu_drop=-1.0, progress=False)
+    validate(copy, loaded, manifest, options, GERMAN[:6], ENGLISH[:6], log=lambda _m: None)
+    again = Artifact.open(copy).manifest
+    assert not again.variants["int8"].servable
+    assert "below PyTorch" in again.variants["int8"].reason
+
+
+def _cli(*args, stdin=None, cwd=None):
+    env = dict(os.environ, TOKENIZERS_PARALLELISM="false")
+    return subprocess.run([sys.executable, "-m", "onnxpress", *args], input=stdin, capture_output=True,
+                          timeout=300, env=env, cwd=cwd)
+
+
+def test_translate_cli_stdin_keeps_lines(exported):
+    _, art, _, _ = exported
+    text = "Ein Mann fährt Fahrrad.\n\nZwei Hunde spielen im Park.\n".encode() + b"\xff\xfe\n" + "Ein Mann.".encode()
+    out = _cli("translate", str(art), "--beam", "2", "--variant", "int8", "--device", "cpu", stdin=text)
+    assert out.returncode == 0, out.stderr.decode()
+    lines = out.stdout.decode().split("\n")
+    assert lines[-1] == "" and len(lines) - 1 == 5
+    assert lines[0] == "A man rides a bike." and lines[1] == "" and lines[3] == "" and lines[4]
+    assert "not UTF-8" in out.stderr.decode()
+
+
+def test_translate_cli_file_mode_resumes(exported, tmp_path):
+    _, art, _, _ = exported
+    src = tmp_path / "in.de"
+    src.write_text("\n".join(GERMAN + [""] + GERMAN[:3]) + "\n")
+    dst = tmp_path / "out.en"
+    # a previous run that committed chunk 0 with a marker line, then died
+    parts = tmp_path / "out.en.parts"
+    first = _cli("translate", str(art), "--input", str(src), "--output", str(dst), "--chunk-lines", "8",
+                 "--beam", "1", "--variant", "fp32", "--device", "cpu", "--no-progress")
+    assert first.returncode == 0, first.stderr.decode()
+    lines = dst.read_text().split("\n")[:-1]
+    assert len(lines) == len(GERMAN) + 4 and lines[len(GERMAN)] == ""
+    assert not parts.exists()
+    again = _cli("translate", str(art), "--input", str(src), "--output", str(dst), "--variant", "fp32")
+    assert again.returncode == 2 and b"already exists" in again.stderr
+    # simulate an interrupted run: settings + one committed part, then rerun
+    dst.unlink()
+    from onnxpress.runtime.translate_file import _Settings, _prepare_work
+    from dataclasses import asdict
+
+    st = src.stat()
+    settings = _Settings(input=str(src.resolve()), input_size=st.st_size, input_mtime_ns=st.st_mtime_ns,
+                         chunk_lines=8, artifact=str(Path(art).resolve()), variant="fp32", beam_size=1)
+    _prepare_work(parts, settings, dst, overwrite=False)
+    (parts / "part-0000000.txt").write_text("".join(f"resumed {i}\n" for i in range(8)))
+    assert json.loads((parts / "settings.json").read_text()) == asdict(settings)
+    resumed = _cli("translate", str(art), "--input", str(src), "--output", str(dst), "--chunk-lines", "8",
+                   "--beam", "1", "--variant", "fp32", "--device", "cpu", "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr.decode()
+    out = dst.read_text().split("\n")[:-1]
+    assert out[:8] == [f"resumed {i}" for i in range(8)] and out[8:] == lines[8:]
+    assert b"1 chunks from an earlier run" in resumed.stderr
+
+
+def test_cli_errors(exported, tmp_path):
+    _, art, _, _ = exported
+    out = _cli("translate", str(art), "--input", str(tmp_path / "missing.txt"), "--output", str(tmp_path / "o"))
+    assert out.returncode == 2 and b"not found" in out.stderr
+    out = _cli("export", "translator", str(tmp_path / "nope"), "--out", str(tmp_path / "a"))
+    assert out.returncode == 2 and b"not found" in out.stderr
+    out = _cli("export", "translator", str(tmp_path), "--out", str(tmp_path / "a"), "--variants", "int4")
+    assert out.returncode == 2 and b"int4" in out.stderr
