@@ -99,6 +99,7 @@ class Classifier:
         cuda_graphs: bool = False,
         io_binding: bool | None = None,
         mem_arena: bool = True,
+        session_config: dict[str, str] | None = None,
         verify: bool = True,
         accelerators: Accelerators | None = None,
     ) -> "Classifier":
@@ -106,8 +107,8 @@ class Classifier:
 
         variant: "auto" or a variant name from the manifest; device: "auto", "cpu", "cuda",
         "tensorrt"; threads: intra-op threads (None: one per physical core). `verify`
-        checks the sha256 of the model and tokenizer files. `accelerators` injects the
-        machine probe (tests).
+        checks the sha256 of the model and tokenizer files. `session_config` adds ONNX Runtime
+        session config entries. `accelerators` injects the machine probe (tests).
         """
         artifact = Artifact.open(path)
         manifest = artifact.manifest
@@ -137,8 +138,14 @@ class Classifier:
         engine = Engine(model_path, EngineConfig(
             device=device, threads=threads, io_binding=io_binding, cuda_graphs=cuda_graphs,
             mem_arena=mem_arena, fp16=spec.precision == "fp16", trt_cache_dir=trt_cache,
+            session_config=session_config,
         ))
         return cls(artifact, variant, engine, tokenizer, budget, fixed_shapes=cuda_graphs)
+
+    @property
+    def output_index(self) -> int:
+        """Position of the logits among `engine.run(...)` outputs."""
+        return self._out_index
 
     # -- inference -----------------------------------------------------------------
     def predict(self, texts: Sequence[str]) -> list[Prediction]:

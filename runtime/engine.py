@@ -75,7 +75,8 @@ def check_opset(opset: int | None, artifact_ort: str | None = None) -> None:
         )
 
 
-def session_options(threads: int | None, mem_arena: bool = True, log_level: int = 3) -> Any:
+def session_options(threads: int | None, mem_arena: bool = True, log_level: int = 3,
+                    config: dict[str, str] | None = None) -> Any:
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -89,6 +90,8 @@ def session_options(threads: int | None, mem_arena: bool = True, log_level: int 
     so.enable_mem_pattern = False
     so.enable_cpu_mem_arena = bool(mem_arena)
     so.log_severity_level = log_level  # errors only: no warning spam on every load
+    for key, value in (config or {}).items():  # e.g. {"session.intra_op.allow_spinning": "0"}
+        so.add_session_config_entry(key, str(value))
     return so
 
 
@@ -113,6 +116,7 @@ class EngineConfig:
     fp16: bool = False  # TensorRT: allow fp16 kernels
     trt_cache_dir: str | None = None
     providers: list[Any] | None = field(default=None)  # explicit ORT providers (overrides device)
+    session_config: dict[str, str] | None = None  # extra SessionOptions config entries
 
 
 class Engine:
@@ -127,7 +131,7 @@ class Engine:
             config.device, device_id=config.device_id, fp16=config.fp16,
             cuda_graph=config.cuda_graphs and config.device != "cpu", trt_cache_dir=config.trt_cache_dir,
         )
-        self.options = session_options(config.threads, config.mem_arena)
+        self.options = session_options(config.threads, config.mem_arena, config=config.session_config)
         try:
             self.session = ort.InferenceSession(str(model_path), sess_options=self.options, providers=providers)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind exception types
@@ -158,6 +162,7 @@ class Engine:
             "enable_cpu_mem_arena": so.enable_cpu_mem_arena,
             "io_binding": self.io_binding,
             "cuda_graphs": self.config.cuda_graphs,
+            "session_config": dict(self.config.session_config or {}),
         }
 
     def select(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -43,6 +43,22 @@ class Encoded:
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
+    @classmethod
+    def concat(cls, parts: Sequence["Encoded"]) -> "Encoded":
+        """Rows of several Encoded one after another (a server merging queued requests)."""
+        if not parts:
+            return cls(np.zeros(0, np.int64), None, np.zeros(1, np.int64), np.zeros(0, bool))
+        lengths = np.concatenate([p.lengths for p in parts])
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        with_types = all(p.type_ids is not None for p in parts)
+        return cls(
+            ids=np.concatenate([p.ids for p in parts]),
+            type_ids=np.concatenate([p.type_ids for p in parts]) if with_types else None,
+            offsets=offsets,
+            truncated=np.concatenate([p.truncated for p in parts]),
+        )
+
     def take(self, rows: np.ndarray) -> "Encoded":
         """A new Encoded holding `rows` only, in that order."""
         rows = np.asarray(rows, dtype=np.int64)

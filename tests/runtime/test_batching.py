@@ -79,3 +79,10 @@ def test_pad_and_take_match_naive():
     assert (mask[4:, 0] == 1).all() and (mask[4:, 1:] == 0).all(), "filler rows: one token"
     sub = enc.take(pick)
     assert [sub.ids[sub.offsets[k]:sub.offsets[k + 1]].tolist() for k in range(4)] == [rows[i] for i in pick]
+
+
+def test_concat_keeps_rows_in_order():
+    a, b = _encoded([[1, 2], [3]]), _encoded([[4, 5, 6]])
+    both = Encoded.concat([a, b])
+    assert len(both) == 3 and both.lengths.tolist() == [2, 1, 3] and both.ids.tolist() == [1, 2, 3, 4, 5, 6]
+    assert len(Encoded.concat([])) == 0

@@ -1,0 +1,83 @@
+"""Tune the runtime's batching/session defaults on AG News test (7,600 texts, tokenization included).
+
+    python -m onnxpress.benchmarks.runtime_tuning ARTIFACT [--rounds 2] [--threads 2]
+
+Every configuration is a fresh `Classifier` timed on the full list through `predict` (one call),
+configurations interleaved round by round; prints texts/s (median over rounds) and the
+process RSS after each run. Owned by the runtime (issue 4); the comparison with PyTorch and
+Optimum is the benchmark harness's job.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import gc
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+CONFIGS = {
+    "tok1024-b64": dict(max_batch_tokens=1024, max_batch_size=64),
+    "tok2048-b64": dict(max_batch_tokens=2048, max_batch_size=64),
+    "tok4096-b64": dict(max_batch_tokens=4096, max_batch_size=64),
+    "tok8192-b128": dict(max_batch_tokens=8192, max_batch_size=128),
+    "tok512-b64": dict(max_batch_tokens=512, max_batch_size=64),
+    "tok2048-b16": dict(max_batch_tokens=2048, max_batch_size=16),
+    "tok2048-b64-noarena": dict(max_batch_tokens=2048, max_batch_size=64, mem_arena=False),
+    "tok2048-b64-nospin": dict(max_batch_tokens=2048, max_batch_size=64,
+                               session_config={"session.intra_op.allow_spinning": "0"}),
+}
+
+
+def ag_news_texts(data: Path) -> tuple[list[str], list[int]]:
+    texts, labels = [], []
+    with open(data / "ag_news" / "test.csv", newline="", encoding="utf-8") as fh:
+        for label, title, body in csv.reader(fh):
+            texts.append(f"{title} {body}".replace("\\", " "))
+            labels.append(int(label) - 1)
+    return texts, labels
+
+
+def main() -> None:
+    import psutil
+
+    from onnxpress.runtime import Classifier
+    from onnxpress.runtime.batching import TokenBudget, padding_ratio
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("artifact")
+    ap.add_argument("--variant", default="int8")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--only", nargs="*", help="config names to run")
+    ap.add_argument("--data", default=os.environ.get("ONNXPRESS_DATA", "../shared/data"))
+    args = ap.parse_args()
+    texts, labels = ag_news_texts(Path(args.data))
+    proc = psutil.Process()
+    names = args.only or list(CONFIGS)
+    rates: dict[str, list[float]] = {n: [] for n in names}
+    rss: dict[str, float] = {}
+    for rnd in range(args.rounds):
+        for name in names:
+            clf = Classifier.load(args.artifact, variant=args.variant, threads=args.threads, **CONFIGS[name])
+            clf.predict(texts[:64])  # warm-up
+            start = time.perf_counter()
+            preds = clf.predict(texts)
+            seconds = time.perf_counter() - start
+            rates[name].append(len(texts) / seconds)
+            rss[name] = max(rss.get(name, 0), proc.memory_info().rss / 2**20)
+            enc = clf.encode(texts)
+            pad = padding_ratio(clf.budget.plan(enc.lengths), enc.lengths)
+            acc = sum(clf.labels.index(p.label) == y for p, y in zip(preds, labels)) / len(labels)
+            print(json.dumps({"round": rnd, "config": name, "texts_per_s": round(len(texts) / seconds, 1),
+                              "rss_mib": round(proc.memory_info().rss / 2**20), "padding": round(pad, 4),
+                              "accuracy": round(acc, 4)}), flush=True)
+            del clf
+            gc.collect()
+    print("median texts/s:", {n: round(statistics.median(r), 1) for n, r in rates.items()})
+
+
+if __name__ == "__main__":
+    main()
