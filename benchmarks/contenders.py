@@ -283,7 +283,16 @@ class OptimumORT(Contender):
             from onnxpress.training.modeling import load_classifier
 
             model = load_classifier(self.checkpoint)
+            if not type(model).__module__.startswith("transformers"):
+                # Optimum picks its exporter by the class's module; our mean-pooling head is a
+                # BERT PreTrainedModel defined outside transformers, so present it as one.
+                cls = type(model)
+                model.__class__ = type(cls.__name__, (cls,), {"__module__": "transformers.onnxpress_heads"})
             tmp = fp32.with_name("fp32.tmp")
+            if tmp.exists():
+                import shutil
+
+                shutil.rmtree(tmp)
             onnx_export_from_model(model, tmp, task="text-classification", do_validation=False)
             model.config.save_pretrained(tmp)
             hf_tokenizer(self.checkpoint, self.artifact).save_pretrained(tmp)
@@ -295,6 +304,10 @@ class OptimumORT(Contender):
             quantizer = ORTQuantizer.from_pretrained(fp32, file_name="model.onnx")
             qconfig = AutoQuantizationConfig.avx512_vnni(is_static=False, per_channel=True)
             tmp = self.model_dir.with_name("int8.tmp")
+            if tmp.exists():
+                import shutil
+
+                shutil.rmtree(tmp)
             quantizer.quantize(save_dir=tmp, quantization_config=qconfig)
             for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                          "vocab.txt"):

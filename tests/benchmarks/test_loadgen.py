@@ -1,0 +1,108 @@
+"""The open-loop load generator against a real local HTTP server with a known capacity."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+from onnxpress.benchmarks import loadgen
+from onnxpress.cli import main
+from onnxpress.errors import UserError
+
+SERVICE_S = 0.02  # one request at a time, 20 ms each: capacity 50 req/s
+
+
+@pytest.fixture
+def server():
+    lock = threading.Lock()
+    seen: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):  # noqa: N802 - http.server API
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            with lock:  # a single worker: requests queue behind each other
+                seen.append(body)
+                time.sleep(SERVICE_S)
+            out = json.dumps({"labels": ["x"] * len(body["texts"])}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1/classify", seen
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.mark.parametrize("url", ["http://10.0.0.5:8000/x", "http://example.com/", "https://127.0.0.1/",
+                                 "http://0.0.0.0:80/", "ftp://localhost/"])
+def test_refuses_non_loopback(url):
+    with pytest.raises(UserError):
+        loadgen.check_loopback(url)
+
+
+def test_accepts_loopback():
+    assert loadgen.check_loopback("http://127.0.0.1:8000/v1/x?a=1") == ("127.0.0.1", 8000, "/v1/x?a=1")
+    assert loadgen.check_loopback("http://localhost/")[0] == "localhost"
+    assert loadgen.check_loopback("http://[::1]:9/")[1] == 9
+
+
+def test_cli_refuses_remote_url(capsys):
+    assert main(["bench-server", "http://192.168.1.1:8000/"]) == 2
+    assert "loopback" in capsys.readouterr().err
+
+
+def test_poisson_arrivals_are_bounded_and_at_rate():
+    t = loadgen.poisson_arrivals(100.0, max_requests=5000, max_seconds=20.0, seed=1)
+    assert len(t) <= 5000 and t[-1] < 20.0 and np.all(np.diff(t) >= 0)
+    assert 80 < len(t) / t[-1] < 120  # ~100/s
+    assert len(loadgen.poisson_arrivals(1000.0, max_requests=50, max_seconds=100.0)) == 50
+    assert len(loadgen.poisson_arrivals(10.0, max_requests=1000, max_seconds=1.0)) < 40
+
+
+def test_sweep_finds_the_knee(server):
+    url, seen = server
+    body = loadgen.json_body(["a text", "another one"], per_request=2)
+    result = loadgen.sweep(url, [5, 10, 200], body, max_requests=60, max_seconds=1.5, pause_s=0.2,
+                           max_in_flight=64, timeout_s=10)
+    points = result["points"]
+    assert [p["offered_rps"] for p in points] == [5, 10, 200]
+    low = points[0]
+    assert low["errors"] == 0 and low["completed"] == low["sent"] > 0
+    # at low load a request takes about the service time
+    assert SERVICE_S * 1e3 * 0.8 < low["latency"]["p50_ms"] < 250
+    # 200/s offered to a 50/s server: the queue grows, so latency explodes and throughput caps
+    assert result["knee"]["knee_rps"] == 200
+    assert result["knee"]["max_sustained_rps"] == 10
+    assert points[2]["achieved_rps"] < 100
+    assert seen and all(len(b["texts"]) == 2 for b in seen)
+    md = loadgen.markdown(result)
+    assert "| 200 |" in md and "Knee: 200" in md
+
+
+def test_errors_are_counted_not_raised():
+    # nothing listens on this port (bound, then closed): every request fails
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    point = loadgen.run_rate(f"http://127.0.0.1:{port}/", 50, loadgen.json_body(["x"]), max_requests=5,
+                             max_seconds=1.0, timeout_s=2)
+    assert point.sent == 5 and point.completed == 0 and point.errors == 5
+    assert loadgen.find_knee([point])["knee_rps"] == 50
