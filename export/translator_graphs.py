@@ -109,7 +109,7 @@ def export_graphs(model: nn.Module, cfg: Any, out_dir: str | Path, opset: int = 
         axes_bs = {0: "batch", 1: "src_len"}
         torch.onnx.export(
             BeamDecoderStep(model).eval(), (prev, hid, states, keys, mask), str(paths["decoder_step"]),
-            input_names=list(DECODER_INPUTS), output_names=list(DECODER_OUTPUTS),
+            input_names=list(DECODER_INPUTS[:5]), output_names=list(DECODER_OUTPUTS[:3]),  # TopK added after
             dynamic_axes={"prev_tokens": axes_bk, "hidden": axes_bk, "encoder_states": axes_bs, "keys": axes_bs,
                           "src_mask": axes_bs, "log_probs": axes_bk, "new_hidden": axes_bk,
                           "attention": {0: "batch", 1: "beam", 2: "src_len"}},
@@ -118,6 +118,7 @@ def export_graphs(model: nn.Module, cfg: Any, out_dir: str | Path, opset: int = 
     for path in paths.values():
         onnx.checker.check_model(str(path))
         gemm_to_matmul(path)
+    add_topk(paths["decoder_step"])
     return paths
 
 
@@ -163,6 +164,27 @@ def gemm_to_matmul(path: str | Path) -> int:
         onnx.checker.check_model(model)
         onnx.save(model, str(path))
     return count
+
+
+def add_topk(path: str | Path) -> None:
+    """Append `TopK(log_probs, topk)` to the decoder step graph, in place.
+
+    The search needs only the best few continuations per beam; selecting them in the graph
+    returns [batch, beam, k] instead of the [batch, beam, vocab] log-probabilities, which
+    would cost more to copy and rank in numpy than the whole decoder step. ONNX TopK puts the
+    lower index first among equal values, like torch.argmax/topk.
+    """
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    graph.input.append(helper.make_tensor_value_info("topk", TensorProto.INT64, [1]))
+    graph.node.append(helper.make_node("TopK", ["log_probs", "topk"], ["topk_log_probs", "topk_ids"],
+                                       name="search_topk", axis=-1, largest=1, sorted=1))
+    graph.output.append(helper.make_tensor_value_info("topk_log_probs", TensorProto.FLOAT, ["batch", "beam", "k"]))
+    graph.output.append(helper.make_tensor_value_info("topk_ids", TensorProto.INT64, ["batch", "beam", "k"]))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
 
 
 def quantize_int8(src: str | Path, dst: str | Path, per_channel: bool = True) -> dict[str, Any]:

@@ -21,9 +21,10 @@ import numpy as np
 class StepDecoder(Protocol):
     """One decoding step for a batch of sentences x beams, plus batch shrinking."""
 
-    def step(self, prev_tokens: np.ndarray, hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """prev_tokens int64 [N, K], hidden [N, K, H] ->
-        (log_probs [N, K, V], new_hidden [N, K, H], attention [N, K, S])."""
+    def step(self, prev_tokens: np.ndarray, hidden: np.ndarray, k: int
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """prev_tokens int64 [N, K], hidden [N, K, H] -> (top-k log-probs [N, K, k], their token
+        ids [N, K, k] (best first; lower id first on ties), new_hidden [N, K, H], attention [N, K, S])."""
         ...
 
     def keep(self, sentences: np.ndarray) -> None:
@@ -74,9 +75,9 @@ def greedy_search(
     step = 0
     while len(active):
         step += 1
-        log_probs, state, attention = decoder.step(prev, state)
-        best = log_probs[:, 0, :].argmax(-1)
-        log_prob[active] += log_probs[np.arange(len(active)), 0, best]
+        top_lp, top_ids, state, attention = decoder.step(prev, state, 1)
+        best = top_ids[:, 0, 0]
+        log_prob[active] += top_lp[:, 0, 0]
         is_eos = best == eos_id
         for row, orig in enumerate(active):
             if not is_eos[row]:
@@ -145,19 +146,18 @@ def beam_search(
     step = 0
     while len(active):
         step += 1
-        log_probs, new_state, attention = decoder.step(prev, state)
-        n_act, beams, vocab = log_probs.shape
-        total = beam_lp[:, :, None] + log_probs  # [N, beams, V]
-        flat = total.reshape(n_act, beams * vocab)
+        top_lp, top_ids, new_state, attention = decoder.step(prev, state, 2 * k)
+        n_act, beams, width_b = top_lp.shape
+        # the global top 2K over (beam, token) lies within the per-beam top 2K the graph returned
+        flat = (beam_lp[:, :, None] + top_lp).reshape(n_act, beams * width_b)
+        flat_ids = top_ids.reshape(n_act, beams * width_b)
         width = min(2 * k, flat.shape[1])
-        top = np.argpartition(-flat, width - 1, axis=1)[:, :width]
-        top_scores = np.take_along_axis(flat, top, axis=1)
-        # stable order: score descending, then candidate index, as torch.topk on ties in practice
-        order = np.lexsort((top, -top_scores), axis=1)
-        top = np.take_along_axis(top, order, axis=1)
-        top_scores = np.take_along_axis(top_scores, order, axis=1)
-        cand_beam = top // vocab
-        cand_tok = top % vocab
+        # stable: equal scores keep (beam, rank) order, i.e. lower beam then lower token id first,
+        # the order of a topk over the flat [beam * V] scores
+        order = np.argsort(-flat, axis=1, kind="stable")[:, :width]
+        top_scores = np.take_along_axis(flat, order, axis=1)
+        cand_beam = order // width_b
+        cand_tok = np.take_along_axis(flat_ids, order, axis=1)
         is_eos = cand_tok == eos_id
         if return_attention:
             step_attn = attention  # [N, beams, S]

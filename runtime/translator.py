@@ -5,7 +5,8 @@ The artifact holds two graphs (written by `onnxpress export translator`):
 - `encoder`: src_ids, src_mask int64 [batch, src_len] -> encoder_states [batch, src_len, E],
   keys [batch, src_len, A] (the attention's U·h, computed once per sentence), hidden [batch, H]
 - `decoder_step`: prev_tokens int64 [batch, beam], hidden [batch, beam, H], encoder_states,
-  keys, src_mask -> log_probs [batch, beam, V], new_hidden [batch, beam, H], attention [batch, beam, src_len]
+  keys, src_mask, topk int64 [1] -> log_probs [batch, beam, V], new_hidden [batch, beam, H],
+  attention [batch, beam, src_len], topk_log_probs / topk_ids [batch, beam, topk]
 
 The decoder has a beam axis, so all beams of a sentence read the same encoder states: they
 are computed once per batch and fed to every step as they are (bound on the device once with
@@ -31,8 +32,10 @@ from onnxpress.runtime.tokenize import Encoded, TextTokenizer, check_texts
 
 ENCODER_INPUTS = ("src_ids", "src_mask")
 ENCODER_OUTPUTS = ("encoder_states", "keys", "hidden")
-DECODER_INPUTS = ("prev_tokens", "hidden", "encoder_states", "keys", "src_mask")
-DECODER_OUTPUTS = ("log_probs", "new_hidden", "attention")
+DECODER_INPUTS = ("prev_tokens", "hidden", "encoder_states", "keys", "src_mask", "topk")
+DECODER_OUTPUTS = ("log_probs", "new_hidden", "attention", "topk_log_probs", "topk_ids")
+# what the search reads each step: the k best continuations per beam, never the full vocabulary
+STEP_OUTPUTS = ("topk_log_probs", "topk_ids", "new_hidden", "attention")
 
 # Decoder rows = sentences x beams; on 2 CPU cores more rows stop paying off quickly.
 CPU_MAX_BATCH_SIZE = 64
@@ -62,15 +65,16 @@ class Translation:
 class _StepDecoder:
     """`StepDecoder` over the decoder_step session with plain `run` (CPU): arrays fed as they are."""
 
-    def __init__(self, session: Any, states: np.ndarray, keys: np.ndarray, mask: np.ndarray):
-        self.session = session
+    def __init__(self, session: Any, states: np.ndarray, keys: np.ndarray, mask: np.ndarray, vocab: int):
+        self.session, self.vocab = session, vocab
         self.states, self.keys, self.mask = states, keys, mask
 
-    def step(self, prev_tokens: np.ndarray, hidden: np.ndarray):
+    def step(self, prev_tokens: np.ndarray, hidden: np.ndarray, k: int):
+        k = min(k, self.vocab)
         return self.session.run(
-            list(DECODER_OUTPUTS),
+            list(STEP_OUTPUTS),
             {"prev_tokens": prev_tokens, "hidden": hidden, "encoder_states": self.states,
-             "keys": self.keys, "src_mask": self.mask},
+             "keys": self.keys, "src_mask": self.mask, "topk": np.array([k], dtype=np.int64)},
         )
 
     def keep(self, sentences: np.ndarray) -> None:
@@ -85,10 +89,12 @@ class _BoundStepDecoder:
     Dropping finished sentences re-uploads the encoder states once.
     """
 
-    def __init__(self, session: Any, states: Any, keys: Any, mask: np.ndarray, device: str, device_id: int):
+    def __init__(self, session: Any, states: Any, keys: Any, mask: np.ndarray, vocab: int, device: str,
+                 device_id: int):
         import onnxruntime as ort
 
         self._ort = ort
+        self.vocab = vocab
         self.session, self.device, self.device_id = session, device, device_id
         self.states, self.keys = states, keys  # OrtValues on the device
         self.mask = self._upload(mask)
@@ -96,14 +102,15 @@ class _BoundStepDecoder:
     def _upload(self, array: np.ndarray) -> Any:
         return self._ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array), self.device, self.device_id)
 
-    def step(self, prev_tokens: np.ndarray, hidden: np.ndarray):
+    def step(self, prev_tokens: np.ndarray, hidden: np.ndarray, k: int):
         binding = self.session.io_binding()
         binding.bind_cpu_input("prev_tokens", np.ascontiguousarray(prev_tokens))
         binding.bind_cpu_input("hidden", np.ascontiguousarray(hidden))
+        binding.bind_cpu_input("topk", np.array([min(k, self.vocab)], dtype=np.int64))
         binding.bind_ortvalue_input("encoder_states", self.states)
         binding.bind_ortvalue_input("keys", self.keys)
         binding.bind_ortvalue_input("src_mask", self.mask)
-        for name in DECODER_OUTPUTS:
+        for name in STEP_OUTPUTS:
             binding.bind_output(name, "cpu")
         self.session.run_with_iobinding(binding)
         return [value.numpy() for value in binding.get_outputs()]
@@ -152,6 +159,7 @@ class Translator:
             if sorted(engine.input_names) != sorted(names):
                 raise UserError(f"{what} graph takes {engine.input_names}, expected {list(names)}")
         self._bound = encoder.io_binding
+        self.vocab = _vocab_size(artifact, decoder, self.target)
 
     # -- loading -------------------------------------------------------------------
     @classmethod
@@ -285,7 +293,7 @@ class Translator:
         feeds = {"src_ids": src_ids, "src_mask": mask}
         if not self._bound:
             states, keys, hidden = self.encoder.session.run(list(ENCODER_OUTPUTS), feeds)
-            return _StepDecoder(self.decoder.session, states, keys, mask), hidden
+            return _StepDecoder(self.decoder.session, states, keys, mask, self.vocab), hidden
         cfg = self.encoder.config
         where = "cpu" if cfg.device == "cpu" else "cuda"
         binding = self.encoder.session.io_binding()
@@ -295,7 +303,8 @@ class Translator:
             binding.bind_output(name, where, cfg.device_id)
         self.encoder.session.run_with_iobinding(binding)
         states, keys, hidden = binding.get_outputs()
-        return _BoundStepDecoder(self.decoder.session, states, keys, mask, where, cfg.device_id), hidden.numpy()
+        return (_BoundStepDecoder(self.decoder.session, states, keys, mask, self.vocab, where, cfg.device_id),
+                hidden.numpy())
 
     def _source_tokens(self, ids: np.ndarray) -> list[str]:
         if self._source_vocab is None:
@@ -315,3 +324,14 @@ class Translator:
 
     def __repr__(self) -> str:
         return f"Translator({str(self.artifact.root)!r}, variant={self.variant!r}, device={self.device!r})"
+
+
+def _vocab_size(artifact: Artifact, decoder: Engine, target: Any) -> int:
+    """Target vocabulary size: the decoder's static log_probs width, else the manifest, else the tokenizer."""
+    for out in decoder.session.get_outputs():
+        if out.name == "log_probs" and isinstance(out.shape[-1], int):
+            return int(out.shape[-1])
+    for spec in artifact.manifest.outputs:
+        if spec.name == "log_probs" and isinstance(spec.shape[-1], int):
+            return int(spec.shape[-1])
+    return int(target.get_vocab_size())

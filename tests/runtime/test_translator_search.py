@@ -25,7 +25,13 @@ class TableDecoder:
         self.bias[EOS] = eos_bias
         self.batch_sizes: list[int] = []
 
-    def step(self, prev, hidden):
+    def step(self, prev, hidden, k):
+        log_probs, new, attn = self.full_step(prev, hidden)
+        k = min(k, log_probs.shape[-1])
+        ids = np.argsort(-log_probs, axis=-1, kind="stable")[..., :k]
+        return np.take_along_axis(log_probs, ids, axis=-1), ids.astype(np.int64), new, attn
+
+    def full_step(self, prev, hidden):
         self.batch_sizes.append(prev.shape[0])
         assert prev.shape == hidden.shape[:2] and prev.dtype == np.int64
         ctx = self.src.mean(axis=1)[:, None, None]  # [N,1,1], shared by the beams of a sentence
@@ -56,7 +62,7 @@ def _sequence_log_prob(make, sources_row, hidden_row, tokens, finished):
     h = hidden_row[None, None]
     total = 0.0
     for tok in list(tokens) + ([EOS] if finished else []):
-        lp, h, _ = dec.step(prev, h)
+        lp, h, _ = dec.full_step(prev, h)
         total += float(lp[0, 0, tok])
         prev = np.array([[tok]], dtype=np.int64)
     return total
