@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from export_fixtures import make_checkpoint, synthetic_texts
+from export_fixtures import make_checkpoint, options, synthetic_texts
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +22,14 @@ def eval_data() -> tuple[list[str], list[int]]:
 @pytest.fixture(scope="session")
 def calibration_texts() -> list[str]:
     return synthetic_texts(64, seed=11)[0]
+
+
+@pytest.fixture(scope="session")
+def artifact(tiny_checkpoint, eval_data, calibration_texts, tmp_path_factory):
+    """(artifact dir, ExportResult) with every variant, exported once per session."""
+    from onnxpress.export.classifier import VARIANTS, export_classifier
+
+    out = tmp_path_factory.mktemp("art") / "clf"
+    result = export_classifier(tiny_checkpoint, out, eval_texts=eval_data[0], eval_labels=eval_data[1],
+                               calibration_texts=calibration_texts, options=options(variants=list(VARIANTS)))
+    return out, result

@@ -107,3 +107,13 @@ def make_checkpoint(directory: Path, pooling: str = "mean", train: bool = True) 
     model.save_pretrained(directory)
     (directory / "training.json").write_text(json.dumps({"max_length": MAX_LENGTH, "pooling": pooling}))
     return directory
+
+
+def options(**kw):
+    """ExportOptions for tests: quiet, one thread (the machine is shared)."""
+    from onnxpress.export.classifier import ExportOptions
+
+    kw.setdefault("progress", False)
+    kw.setdefault("threads", 1)
+    kw.setdefault("log", lambda msg: None)
+    return ExportOptions(**kw)

@@ -7,28 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export_fixtures import LABELS, MAX_LENGTH
+from export_fixtures import LABELS, MAX_LENGTH, options
 from onnxpress.errors import UserError
-from onnxpress.export.classifier import VARIANTS, ExportOptions, export_classifier
+from onnxpress.export.classifier import VARIANTS, export_classifier
 from onnxpress.export.optimize import count_ops
 from onnxpress.runtime.artifact import Artifact, sha256_file
 
 ALL = list(VARIANTS)
-
-
-def options(**kw) -> ExportOptions:
-    kw.setdefault("progress", False)
-    kw.setdefault("threads", 1)
-    kw.setdefault("log", lambda msg: None)
-    return ExportOptions(**kw)
-
-
-@pytest.fixture(scope="module")
-def artifact(tiny_checkpoint, eval_data, calibration_texts, tmp_path_factory):
-    out = tmp_path_factory.mktemp("art") / "clf"
-    result = export_classifier(tiny_checkpoint, out, eval_texts=eval_data[0], eval_labels=eval_data[1],
-                               calibration_texts=calibration_texts, options=options(variants=ALL))
-    return out, result
 
 
 def torch_logits(checkpoint: Path, texts: list[str]) -> np.ndarray:
