@@ -1,0 +1,80 @@
+"""`onnxpress train classifier`: fine-tune a BERT-family classifier on AG News."""
+from __future__ import annotations
+
+import argparse
+
+DEFAULT_STEPS = 500
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "classifier",
+        help="fine-tune a BERT classifier on AG News",
+        description="Fine-tune a BERT-family classifier on AG News and save a Hugging Face checkpoint "
+                    "with training.json and a confusion matrix. Rerunning the same command resumes.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--base-model", default=None,
+                   help="checkpoint dir or hub name (online only); default: the packaged all-MiniLM-L6-v2")
+    p.add_argument("--data", default=None,
+                   help="AG News dir (or a data root holding ag_news/); default: $ONNXPRESS_DATA, "
+                        "../shared/data, ./data, else the hub when online")
+    p.add_argument("--out", default="runs/clf", help="output checkpoint directory")
+    p.add_argument("--pooling", choices=("mean", "cls"), default="mean",
+                   help="classification head: masked mean of token states, or CLS + pooler")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, default=None, help=f"optimizer steps (default {DEFAULT_STEPS})")
+    length.add_argument("--epochs", type=float, default=None, help="passes over the training rows")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=2e-5, help="peak AdamW learning rate")
+    p.add_argument("--warmup", type=float, default=0.06, help="linear warmup, as a fraction of the steps")
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0: off)")
+    p.add_argument("--max-length", type=int, default=128, help="truncate texts to this many tokens")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--group-by-length", action="store_true",
+                   help="batch texts of similar length together (less padding, faster)")
+    p.add_argument("--train-rows", type=int, default=None, help="use only the first N training rows")
+    p.add_argument("--eval-rows", type=int, default=None, help="evaluate on only the first N test rows")
+    p.add_argument("--eval-batch-size", type=int, default=64)
+    p.add_argument("--report-every", type=int, default=50, help="report running loss/accuracy every N steps")
+    p.add_argument("--save-every", type=int, default=250, help="save resumable state every N steps (0: never)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="auto = CUDA (with autocast) when present, else CPU")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: torch's choice, one per core)")
+    p.add_argument("--overwrite", action="store_true", help="replace a different run already in --out")
+    p.add_argument("--keep-checkpoint", action="store_true",
+                   help="keep the resumable state (optimizer etc.) in OUT/checkpoint after finishing")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    from onnxpress.training.classifier import TrainConfig, train
+
+    hf_logging.set_verbosity_error()  # the "newly initialized classifier weights" notice is expected
+    steps = args.steps if args.steps is not None or args.epochs is not None else DEFAULT_STEPS
+    cfg = TrainConfig(
+        out=args.out, base_model=args.base_model, data=args.data, pooling=args.pooling, steps=steps,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
+        weight_decay=args.weight_decay, grad_clip=args.grad_clip, max_length=args.max_length, seed=args.seed,
+        group_by_length=args.group_by_length, train_rows=args.train_rows, eval_rows=args.eval_rows,
+        eval_batch_size=args.eval_batch_size, report_every=args.report_every, save_every=args.save_every,
+        device=args.device, threads=args.threads, overwrite=args.overwrite, keep_checkpoint=args.keep_checkpoint,
+        progress=args.progress,
+    )
+    result = train(cfg)
+    m, t = result["metrics"], result["timing"]
+    per_class = ", ".join(f"{name} {v['f1']:.3f}" for name, v in m["per_class"].items())
+    print(f"test accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  (n={m['n']})")
+    print(f"per-class F1: {per_class}")
+    if t.get("steps_per_second"):
+        print(f"trained {t['steps']} steps in {t['train_seconds']:.0f} s ({t['steps_per_second']:.2f} steps/s)")
+    print(f"saved {args.out}")
+    return 0
