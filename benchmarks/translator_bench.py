@@ -1,8 +1,9 @@
 """Translator acceptance benchmark: onnxpress runtime (fp32, int8) vs the PyTorch reference decoder.
 
 Side by side in one process, same thread budget (torch.set_num_threads = ORT intra-op threads),
-same sentences, same batching (sorted by source length, `batch_size` sentences per batch,
-longest first), same beam size. Each round runs every contender over the whole set, in a
+same sentences, same batching (sorted by source length, `batch_size` sentences per batch),
+same beam size and length penalty (1.0). The PyTorch side is the training package's reference
+decoder, `onnxpress.training.decoding.translate`. Each round runs every contender over the whole set, in a
 rotated order; throughput is sentences per second over the set, tokenization and
 detokenization included (median over rounds), and BLEU is sacrebleu's corpus BLEU.
 
@@ -21,20 +22,17 @@ from typing import Any, Callable, Sequence
 
 
 def _pytorch_contender(loaded: Any, batch_size: int) -> Callable[[list[str], int], list[str]]:
-    from tokenizers import Tokenizer
+    """The training side's reference: `onnxpress.training.decoding.translate` (tokenize, decode, detokenize)."""
+    from onnxpress.training.decoding import translate
+    from onnxpress.training.subword import load
 
-    from onnxpress.export.translator import reference_decode
+    src_tok, tgt_tok = load(loaded.source_tokenizer), load(loaded.target_tokenizer)
 
-    src_tok = Tokenizer.from_file(str(loaded.source_tokenizer))
-    src_tok.enable_truncation(int(loaded.config.max_src_len))
-    tgt_tok = Tokenizer.from_file(str(loaded.target_tokenizer))
+    def run(texts: list[str], beam: int) -> list[str]:
+        return [t.text for t in translate(loaded.model, src_tok, tgt_tok, texts, beam_size=beam,
+                                          batch_size=batch_size)]
 
-    def translate(texts: list[str], beam: int) -> list[str]:
-        ids = [e.ids for e in src_tok.encode_batch(texts)]
-        out = reference_decode(loaded.model, loaded.config, ids, beam=beam, batch_size=batch_size)
-        return tgt_tok.decode_batch([tokens for tokens, _ in out], skip_special_tokens=True)
-
-    return translate
+    return run
 
 
 def _runtime_contender(artifact: str, variant: str, threads: int, batch_size: int):
@@ -56,14 +54,12 @@ def run_translator_bench(checkpoint: str, artifact: str, *, data_dir: str | None
     """Throughput and BLEU of each contender at each beam size; ratios vs PyTorch."""
     import torch
 
-    from onnxpress.export.translator import bleu, load_checkpoint
+    from onnxpress.export.translator import bleu, languages, load_checkpoint
     from onnxpress.training.parallel_data import read_parallel, resolve_data_dir
 
     torch.set_num_threads(threads)
     loaded = load_checkpoint(checkpoint)
-    meta = loaded.meta
-    src_lang = meta.get("source_lang", meta.get("src_lang", "de"))
-    tgt_lang = meta.get("target_lang", meta.get("tgt_lang", "en"))
+    src_lang, tgt_lang = languages(loaded.meta)
     corpus = read_parallel(resolve_data_dir(data_dir), split, src_lang, tgt_lang)
     sources, refs = corpus.source[:limit] if limit else corpus.source, corpus.target[:limit] if limit else corpus.target
     contenders: dict[str, Callable[[list[str], int], list[str]]] = {"pytorch": _pytorch_contender(loaded, batch_size)}

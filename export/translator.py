@@ -29,7 +29,7 @@ VARIANTS = ("fp32", "int8", "fp16")
 DEVICES = {"fp32": ["cpu", "cuda"], "int8": ["cpu"], "fp16": ["cuda"]}
 SOURCE_TOKENIZER = "source_tokenizer.json"
 TARGET_TOKENIZER = "target_tokenizer.json"
-MAX_LENGTH_RATIO = 2.0
+MAX_LENGTH_RATIO = 2.0  # decoding.max_output_lengths: len_a * source tokens + len_b, capped
 MAX_LENGTH_OFFSET = 10
 
 
@@ -65,122 +65,52 @@ class ExportOptions:
 # -- loading ---------------------------------------------------------------------------------
 
 def load_checkpoint(path: str | Path) -> LoadedTranslator:
-    """Load a translator checkpoint directory via the training package's loader."""
+    """Load a checkpoint written by `onnxpress train translator` (via its `load_translator`)."""
+    from onnxpress.training.translator import SRC_TOKENIZER, TGT_TOKENIZER, load_translator
+
     path = Path(path)
     if not path.is_dir():
         raise UserError(f"checkpoint directory not found: {path}")
-    from onnxpress.training import seq2seq
-
-    loader: Callable | None = getattr(seq2seq, "load_translator", None)
-    if loader is None:
-        raise UserError("onnxpress.training.seq2seq has no load_translator(); update onnxpress")
-    loaded = loader(path)
-    model, tokenizers, config = loaded[0], loaded[1], loaded[2]
-    src, tgt = _tokenizer_paths(path, tokenizers)
+    model, _tokenizers, config = load_translator(path)
     meta = {}
     if (path / "training.json").is_file():
         meta = json.loads((path / "training.json").read_text())
-    return LoadedTranslator(model=model.eval(), config=config, source_tokenizer=src, target_tokenizer=tgt, meta=meta)
+    return LoadedTranslator(model=model.eval(), config=config, source_tokenizer=path / SRC_TOKENIZER,
+                            target_tokenizer=path / TGT_TOKENIZER, meta=meta)
 
 
-def _tokenizer_paths(path: Path, tokenizers: Any) -> tuple[Path, Path]:
-    """Files of the source/target tokenizers: from the loader's answer or the usual names."""
-    candidates = {"source": ["source_tokenizer.json", "src_tokenizer.json", "tokenizer_src.json"],
-                  "target": ["target_tokenizer.json", "tgt_tokenizer.json", "tokenizer_tgt.json"]}
-    found = {}
-    for role, names in candidates.items():
-        value = tokenizers.get(role) if isinstance(tokenizers, dict) else None
-        if isinstance(value, (str, Path)) and Path(value).is_file():
-            found[role] = Path(value)
-            continue
-        hit = next((path / n for n in names if (path / n).is_file()), None)
-        if hit is None:
-            hit = next(iter(sorted(path.glob(f"*{role[:3]}*tokenizer*.json"))), None)
-        if hit is None:
-            raise UserError(f"no {role} tokenizer file in {path} (looked for {', '.join(names)})")
-        found[role] = hit
-    return found["source"], found["target"]
+def languages(meta: dict[str, Any]) -> tuple[str | None, str | None]:
+    settings = meta.get("settings", {})
+    return (meta.get("src", settings.get("src", meta.get("source_lang"))),
+            meta.get("tgt", settings.get("tgt", meta.get("target_lang"))))
 
 
 # -- PyTorch reference -----------------------------------------------------------------------
 
-def reference_max_lengths(src_lengths: np.ndarray, max_target_length: int) -> np.ndarray:
-    """Same bound as the runtime: ratio * source tokens + offset, capped."""
-    bound = np.floor(MAX_LENGTH_RATIO * np.asarray(src_lengths)).astype(np.int64) + MAX_LENGTH_OFFSET
-    return np.minimum(bound, max_target_length)
-
-
 def reference_decode(model: Any, cfg: Any, source_ids: list[list[int]], beam: int = 1,
                      length_penalty: float = 1.0, batch_size: int = 64,
                      progress: bool = False, desc: str = "pytorch") -> list[tuple[list[int], np.ndarray]]:
-    """PyTorch reference translations: (token ids without <s>/</s>, attention [T, S]) per source.
+    """The PyTorch reference decoder (`onnxpress.training.decoding`) on pre-tokenized sources:
+    (token ids without </s>, attention [tokens + </s> row, source length]) per source, in order.
 
-    Uses `onnxpress.training.decoding` (the training side's greedy/beam search) when present,
-    else a plain batched greedy loop over `model.decode_step`.
+    Batches are the runtime's: sorted by source length, longest first, `batch_size` sentences.
     """
-    import torch
     from tqdm import tqdm
+
+    from onnxpress.training.decoding import decode, pad_batch
 
     out: list[tuple[list[int], np.ndarray] | None] = [None] * len(source_ids)
     order = np.argsort([-len(s) for s in source_ids], kind="stable")
     bar = tqdm(total=len(source_ids), desc=desc, disable=not progress, unit=" sent")
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
-        length = max(len(source_ids[i]) for i in rows)
-        ids = torch.full((len(rows), length), cfg.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), length), dtype=torch.long)
-        for r, i in enumerate(rows):
-            ids[r, : len(source_ids[i])] = torch.tensor(source_ids[i])
-            mask[r, : len(source_ids[i])] = 1
-        max_len = reference_max_lengths(np.array([len(source_ids[i]) for i in rows]), cfg.max_tgt_len)
-        results = _torch_decode(model, cfg, ids, mask, max_len, beam, length_penalty)
-        for r, i in enumerate(rows):
-            tokens, attn = results[r]
-            out[i] = (tokens, attn[:, : len(source_ids[i])])
+        ids, mask = pad_batch([list(source_ids[i]) for i in rows], cfg.pad_id)
+        kwargs = {"length_penalty": length_penalty} if beam > 1 else {}
+        for i, hyp in zip(rows, decode(model, ids, mask, beam_size=beam, **kwargs)):
+            out[i] = (list(hyp.tokens), np.asarray(hyp.attention, dtype=np.float32))
         bar.update(len(rows))
     bar.close()
     return out  # type: ignore[return-value]
-
-
-def _torch_decode(model: Any, cfg: Any, ids: Any, mask: Any, max_len: np.ndarray, beam: int,
-                  length_penalty: float) -> list[tuple[list[int], np.ndarray]]:
-    import torch
-
-    try:
-        from onnxpress.training import decoding  # type: ignore[attr-defined]
-    except ImportError:
-        decoding = None
-    if decoding is not None and hasattr(decoding, "translate_batch"):
-        return decoding.translate_batch(model, ids, mask, beam_size=beam, max_lengths=max_len,
-                                        length_penalty=length_penalty)
-    if beam != 1:
-        raise UserError("PyTorch beam search reference (onnxpress.training.decoding) is not available")
-    with torch.no_grad():
-        states, keys, hidden = model.encode(ids, mask)
-        n = ids.shape[0]
-        prev = torch.full((n,), cfg.bos_id, dtype=torch.long)
-        tokens: list[list[int]] = [[] for _ in range(n)]
-        attns: list[list[np.ndarray]] = [[] for _ in range(n)]
-        done = np.zeros(n, dtype=bool)
-        for step in range(int(max_len.max())):
-            log_probs, hidden, attn = model.decode_step(prev, hidden, states, keys, mask)
-            best = log_probs.argmax(-1)
-            for r in range(n):
-                if done[r]:
-                    continue
-                tok = int(best[r])
-                if tok == cfg.eos_id:
-                    done[r] = True
-                    continue
-                tokens[r].append(tok)
-                attns[r].append(attn[r].numpy())
-                if step + 1 >= max_len[r]:
-                    done[r] = True
-            if done.all():
-                break
-            prev = best
-    width = ids.shape[1]
-    return [(t, np.stack(a) if a else np.zeros((0, width), np.float32)) for t, a in zip(tokens, attns)]
 
 
 def bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
@@ -272,8 +202,8 @@ def build_artifact(loaded: LoadedTranslator, out: str | Path, options: ExportOpt
             "max_target_length": int(cfg.max_tgt_len), "max_length_ratio": MAX_LENGTH_RATIO,
             "max_length_offset": MAX_LENGTH_OFFSET, "length_penalty": options.length_penalty,
             "beam_size": options.eval_beam,
-            "source_lang": meta.get("source_lang", meta.get("src_lang")),
-            "target_lang": meta.get("target_lang", meta.get("tgt_lang")),
+            "source_lang": languages(meta)[0],
+            "target_lang": languages(meta)[1],
             "model": {k: v for k, v in cfg.to_dict().items()},
             "graphs": {
                 "encoder": {"inputs": list(ENCODER_INPUTS), "outputs": list(ENCODER_OUTPUTS)},
@@ -296,6 +226,20 @@ def _open_variant(out: Path, variant: str, threads: int | None, batch_size: int)
                                      verify=False)
 
 
+def gate_reasons(variant: str, bleu_score: float, reference_bleu: float, greedy_parity: float,
+                 max_bleu_drop: float, min_greedy_parity: float) -> list[str]:
+    """Why a variant must not be served (empty: it passes). fp32 must also match PyTorch's greedy tokens."""
+    reasons = []
+    drop = reference_bleu - bleu_score
+    if drop > max_bleu_drop:
+        reasons.append(f"BLEU {bleu_score:.2f} is {drop:.2f} below PyTorch's {reference_bleu:.2f} "
+                       f"(max drop {max_bleu_drop})")
+    if variant == "fp32" and greedy_parity < min_greedy_parity:
+        reasons.append(f"fp32 greedy tokens match PyTorch on {greedy_parity:.1%} of sentences "
+                       f"(needs {min_greedy_parity:.0%})")
+    return reasons
+
+
 def validate(out: str | Path, loaded: LoadedTranslator, manifest: Any, options: ExportOptions,
              sources: list[str], references: list[str], log: Callable[[str], None] = print) -> dict[str, Any]:
     """Parity and BLEU of every variant vs PyTorch; applies the BLEU gate; saves the manifest."""
@@ -315,15 +259,11 @@ def validate(out: str | Path, loaded: LoadedTranslator, manifest: Any, options: 
     ref_seconds = {1: ref_greedy_s}
     if beam != 1:
         t = time.perf_counter()
-        try:
-            ref_beam = reference_decode(model, cfg, src_ids, beam=beam, length_penalty=options.length_penalty,
-                                        batch_size=options.batch_size, progress=options.progress,
-                                        desc=f"pytorch beam {beam}")
-            ref_text[beam] = detok([tok for tok, _ in ref_beam], skip_special_tokens=True)
-            ref_seconds[beam] = time.perf_counter() - t
-        except UserError as exc:
-            log(f"note: {exc}; BLEU gate uses greedy decoding")
-            beam = 1
+        ref_beam = reference_decode(model, cfg, src_ids, beam=beam, length_penalty=options.length_penalty,
+                                    batch_size=options.batch_size, progress=options.progress,
+                                    desc=f"pytorch beam {beam}")
+        ref_text[beam] = detok([tok for tok, _ in ref_beam], skip_special_tokens=True)
+        ref_seconds[beam] = time.perf_counter() - t
     ref_bleu = {k: bleu(v, references) for k, v in ref_text.items()}
     report: dict[str, Any] = {"sentences": len(sources), "split": options.split, "eval_beam": beam,
                               "pytorch": {"bleu": ref_bleu, "seconds": ref_seconds}, "variants": {}}
@@ -340,12 +280,15 @@ def validate(out: str | Path, loaded: LoadedTranslator, manifest: Any, options: 
         seconds = {1: greedy_s}
         if beam != 1:
             t = time.perf_counter()
-            hyps = tr.search(encoded, beam_size=beam)
+            hyps = tr.search(encoded, beam_size=beam, length_penalty=options.length_penalty)
             seconds[beam] = time.perf_counter() - t
+            beam_same = float(np.mean([h.tokens == r[0] for h, r in zip(hyps, ref_beam)])) if hyps else 1.0
             texts[beam] = detok([h.tokens for h in hyps], skip_special_tokens=True)
         scores = {k: bleu(v, references) for k, v in texts.items()}
         parity_rec: dict[str, Any] = {"greedy_token_match": parity, "sentences": len(same),
-                                      "reference": "pytorch greedy (model.decode_step)"}
+                                      "reference": "onnxpress.training.decoding greedy_decode"}
+        if beam != 1:
+            parity_rec[f"beam{beam}_token_match"] = beam_same
         if name == "fp32":
             diffs = [float(np.abs(g.attention[:, : r[1].shape[1]] - r[1]).max())
                      for g, r, ok in zip(greedy, ref_greedy, same) if ok and len(g.tokens)]
@@ -356,13 +299,8 @@ def validate(out: str | Path, loaded: LoadedTranslator, manifest: Any, options: 
                         "pytorch_bleu_greedy": ref_bleu[1], "bleu_drop": drop, "eval_beam": beam,
                         "split": options.split, "sentences": len(sources),
                         "seconds": {f"beam{k}": round(v, 2) for k, v in seconds.items()}}
-        reasons = []
-        if drop > options.max_bleu_drop:
-            reasons.append(f"BLEU {scores[beam]:.2f} is {drop:.2f} below PyTorch's {ref_bleu[beam]:.2f} "
-                           f"(max drop {options.max_bleu_drop})")
-        if name == "fp32" and parity < options.min_greedy_parity:
-            reasons.append(f"fp32 greedy tokens match PyTorch on {parity:.1%} of sentences "
-                           f"(needs {options.min_greedy_parity:.0%})")
+        reasons = gate_reasons(name, scores[beam], ref_bleu[beam], parity, options.max_bleu_drop,
+                               options.min_greedy_parity)
         if reasons and spec.servable:
             spec.servable, spec.reason = False, "; ".join(reasons)
         report["variants"][name] = {"bleu": scores, "parity": parity, "servable": spec.servable,
@@ -380,8 +318,7 @@ def export_translator(checkpoint: str | Path, out: str | Path, options: ExportOp
 
     options = options or ExportOptions()
     loaded = load_checkpoint(checkpoint)
-    src_lang = loaded.meta.get("source_lang", loaded.meta.get("src_lang"))
-    tgt_lang = loaded.meta.get("target_lang", loaded.meta.get("tgt_lang"))
+    src_lang, tgt_lang = languages(loaded.meta)
     if not src_lang or not tgt_lang:
         raise UserError(f"{checkpoint}/training.json does not name the source/target languages")
     corpus = read_parallel(resolve_data_dir(options.data_dir), options.split, src_lang, tgt_lang)

@@ -92,4 +92,4 @@ def _build(out_dir: Path, steps: int, seed: int, dims: int):
     model.eval()
     return LoadedTranslator(model=model, config=cfg, source_tokenizer=out_dir / "source_tokenizer.json",
                             target_tokenizer=out_dir / "target_tokenizer.json",
-                            meta={"source_lang": "de", "target_lang": "en", "final_loss": float(loss.detach())})
+                            meta={"src": "de", "tgt": "en", "final_loss": float(loss.detach())})

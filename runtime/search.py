@@ -40,7 +40,8 @@ class Hypothesis:
     score: float  # length-normalized log-probability, what the search ranks by
     log_prob: float  # summed log-probability of tokens (+ EOS when it was produced)
     finished: bool  # False when the length bound stopped it before EOS
-    attention: np.ndarray | None = None  # [len(tokens), S] over the padded source
+    # [len(tokens) + finished, S] over the padded source: one row per generated token, EOS included
+    attention: np.ndarray | None = None
 
 
 def _normalize(log_prob: np.ndarray | float, length: np.ndarray | int, length_penalty: float):
@@ -68,7 +69,7 @@ def greedy_search(
     active = np.arange(n)  # original index of each row still decoding
     prev = np.full((n, 1), bos_id, dtype=np.int64)
     state = hidden[:, None, :]
-    log_prob = np.zeros(n, dtype=np.float64)
+    log_prob = np.zeros(n, dtype=np.float32)
     tokens: list[list[int]] = [[] for _ in range(n)]
     attn_rows: list[list[np.ndarray]] = [[] for _ in range(n)]
     results: list[Hypothesis | None] = [None] * n
@@ -82,8 +83,8 @@ def greedy_search(
         for row, orig in enumerate(active):
             if not is_eos[row]:
                 tokens[orig].append(int(best[row]))
-                if return_attention:
-                    attn_rows[orig].append(attention[row, 0])
+            if return_attention:
+                attn_rows[orig].append(attention[row, 0])
         done = is_eos | (step >= max_lengths[active])
         if done.any():
             for row in np.flatnonzero(done):
@@ -127,9 +128,10 @@ def beam_search(
 
     Each step ranks the top 2K (beam, token) continuations per sentence. An EOS among the
     top K closes a hypothesis; the best K non-EOS continuations stay live, so the beam stays
-    full. A sentence is done once it holds K closed hypotheses or reaches its length
-    bound (then its live beams are closed as they are), and it leaves the batch at once.
-    The best closed hypothesis by normalized score wins.
+    full. A sentence is done once it holds K closed hypotheses or reaches its length bound
+    (there the candidates close in rank order until K are closed), and it leaves the batch
+    at once. The best closed hypothesis by normalized score wins (the earliest closed among
+    equals). These are the rules of `onnxpress.training.decoding.beam_search`.
     """
     k = int(beam_size)
     if k < 1:
@@ -139,9 +141,9 @@ def beam_search(
     active = np.arange(n)
     prev = np.full((n, 1), bos_id, dtype=np.int64)
     state = hidden[:, None, :]  # one beam until the first expansion
-    beam_lp = np.zeros((n, 1), dtype=np.float64)
+    beam_lp = np.zeros((n, 1), dtype=np.float32)  # float32 sums, as the PyTorch reference
     history = np.zeros((n, 1, 0), dtype=np.int64)  # generated tokens per live beam
-    attn_hist: np.ndarray | None = None  # [N, K, t, S]
+    attn_hist: np.ndarray | None = None  # [N, K, t, S], rows of the steps before this one
     finished: list[list[tuple[float, float, list[int], np.ndarray | None, bool]]] = [[] for _ in range(n)]
     step = 0
     while len(active):
@@ -159,59 +161,52 @@ def beam_search(
         cand_beam = order // width_b
         cand_tok = np.take_along_axis(flat_ids, order, axis=1)
         is_eos = cand_tok == eos_id
-        if return_attention:
-            step_attn = attention  # [N, beams, S]
-        # close EOS hypotheses ranked within the top K
-        eos_rows, eos_pos = np.nonzero(is_eos[:, :k])
-        for row, pos in zip(eos_rows, eos_pos):
-            orig = active[row]
-            if len(finished[orig]) >= k:
-                continue
-            b = cand_beam[row, pos]
+        at_limit = step >= max_lengths[active]
+
+        def close(row: int, pos: int, with_token: bool) -> None:
+            orig, b = active[row], cand_beam[row, pos]
             lp = float(top_scores[row, pos])
+            toks = history[row, b].tolist() + ([int(cand_tok[row, pos])] if with_token else [])
             attn = None
             if return_attention:
-                attn = attn_hist[row, b] if attn_hist is not None else np.zeros((0, attention.shape[-1]), np.float32)
-            finished[orig].append(
-                (float(_normalize(lp, step, length_penalty)), lp, history[row, b].tolist(), attn, True)
-            )
+                now = attention[row, b][None]
+                attn = now if attn_hist is None else np.concatenate([attn_hist[row, b], now])
+            finished[orig].append((float(_normalize(lp, step, length_penalty)), lp, toks, attn, not with_token))
+
+        # an EOS ranked within the top K closes a hypothesis (so beam size 1 is greedy search)
+        eos_rows, eos_pos = np.nonzero(is_eos[:, :k] & ~at_limit[:, None])
+        for row, pos in zip(eos_rows, eos_pos):  # row-major: rank order within a sentence
+            if len(finished[active[row]]) < k:
+                close(row, pos, with_token=False)
+        # at the length bound, candidates close in rank order (EOS only within the top K) until K are closed
+        for row in np.flatnonzero(at_limit):
+            for pos in range(width):
+                if len(finished[active[row]]) >= k:
+                    break
+                if is_eos[row, pos] and pos >= k:
+                    continue
+                close(row, pos, with_token=not is_eos[row, pos])
+
+        n_done = np.fromiter((len(finished[o]) for o in active), dtype=np.int64, count=n_act)
+        done = (n_done >= k) | at_limit
+        keep = np.flatnonzero(~done)
+        active = active[keep]
+        if not len(active):
+            break
         # the best K non-EOS continuations stay live (there are at least K among 2K)
-        live = np.argsort(is_eos, axis=1, kind="stable")[:, :k]
-        live_beam = np.take_along_axis(cand_beam, live, axis=1)
-        live_tok = np.take_along_axis(cand_tok, live, axis=1)
-        live_lp = np.take_along_axis(top_scores, live, axis=1)
-        rows = np.arange(n_act)[:, None]
+        live = np.argsort(is_eos[keep], axis=1, kind="stable")[:, :k]
+        live_beam = np.take_along_axis(cand_beam[keep], live, axis=1)
+        live_tok = np.take_along_axis(cand_tok[keep], live, axis=1)
+        beam_lp = np.take_along_axis(top_scores[keep], live, axis=1)
+        rows = keep[:, None]
         history = np.concatenate([history[rows, live_beam], live_tok[:, :, None]], axis=2)
         if return_attention:
-            new_rows = step_attn[rows, live_beam][:, :, None, :]
-            attn_hist = new_rows if attn_hist is None else np.concatenate([attn_hist[rows, live_beam], new_rows], axis=2)
+            now = attention[rows, live_beam][:, :, None, :]
+            attn_hist = now if attn_hist is None else np.concatenate([attn_hist[rows, live_beam], now], axis=2)
         state = new_state[rows, live_beam]
-        beam_lp = live_lp
         prev = live_tok.astype(np.int64)
-
-        n_done = np.array([len(finished[o]) for o in active])
-        at_limit = step >= max_lengths[active]
-        done = (n_done >= k) | at_limit
-        if done.any():
-            for row in np.flatnonzero(done & (n_done < k)):
-                orig = active[row]
-                # length bound reached: close the live beams without EOS, best first
-                for b in range(min(k, beam_lp.shape[1])):
-                    if len(finished[orig]) >= k:
-                        break
-                    lp = float(beam_lp[row, b])
-                    attn = attn_hist[row, b] if return_attention else None
-                    finished[orig].append(
-                        (float(_normalize(lp, step, length_penalty)), lp, history[row, b].tolist(), attn, False)
-                    )
-            keep = np.flatnonzero(~done)
-            active = active[keep]
-            if not len(active):
-                break
-            decoder.keep(keep)
-            state, beam_lp, history, prev = state[keep], beam_lp[keep], history[keep], prev[keep]
-            if attn_hist is not None:
-                attn_hist = attn_hist[keep]
+        if len(keep) < n_act:
+            decoder.keep(keep)  # finished sentences leave the batch
 
     results = []
     for hyps in finished:

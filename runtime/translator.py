@@ -47,9 +47,11 @@ DEFAULT_MAX_BATCH_TOKENS = 4096
 class Translation:
     """One translated sentence.
 
-    tokens/token_ids: the generated target subwords (no <s>, no </s>); score: the summed
-    log-probability normalized by length (what the search ranked by); attention: one row per
-    target token over `source_tokens` (the real source tokens, </s> included), when asked for.
+    tokens: the generated target subwords, ending with "</s>" when the model ended the sentence;
+    token_ids: their ids without </s> (what `text` decodes); score: the summed log-probability
+    divided by length ** length_penalty (what the search ranked by); attention [len(tokens),
+    len(source_tokens)]: one row per output token over the real source tokens (</s> included),
+    when asked for. The same layout as `onnxpress.training.decoding.Translation`.
     """
 
     text: str
@@ -160,6 +162,7 @@ class Translator:
                 raise UserError(f"{what} graph takes {engine.input_names}, expected {list(names)}")
         self._bound = encoder.io_binding
         self.vocab = _vocab_size(artifact, decoder, self.target)
+        self._eos_token = self.target.id_to_token(self.eos_id) or "</s>"
 
     # -- loading -------------------------------------------------------------------
     @classmethod
@@ -254,8 +257,9 @@ class Translator:
                     src_ids = encoded.ids[encoded.offsets[j]:encoded.offsets[j + 1]]
                     source_tokens = self._source_tokens(src_ids)
                     attention = np.ascontiguousarray(hyp.attention[:, : len(src_ids)])
+                tokens = [self.target.id_to_token(t) for t in hyp.tokens] + ([self._eos_token] if hyp.finished else [])
                 results[i] = Translation(
-                    text=text, tokens=[self.target.id_to_token(t) for t in hyp.tokens], token_ids=hyp.tokens,
+                    text=text, tokens=tokens, token_ids=hyp.tokens,
                     score=hyp.score, attention=attention, source_tokens=source_tokens,
                     truncated=bool(encoded.truncated[j]), finished=hyp.finished,
                 )

@@ -50,9 +50,20 @@ def test_greedy_tokens_and_attention_match_pytorch(toy, fp32):
     out = fp32.translate(SOURCES, beam_size=1, return_attention=True)
     for tr, (tokens, attn) in zip(out, ref):
         assert tr.token_ids == tokens
-        assert tr.attention.shape == attn.shape == (len(tokens), len(tr.source_tokens))
+        assert (tr.tokens[-1] == "</s>") == tr.finished
+        assert tr.attention.shape == attn.shape == (len(tr.tokens), len(tr.source_tokens))
         np.testing.assert_allclose(tr.attention, attn, atol=1e-4)
     assert out[0].text == "A man rides a bike."  # the toy model learned its training pairs
+
+
+@pytest.mark.parametrize("beam,penalty", [(3, 1.0), (4, 0.0)])
+def test_beam_search_matches_pytorch(toy, fp32, beam, penalty):
+    loaded, _ = toy
+    ref = _reference(loaded, fp32, SOURCES, beam=beam, length_penalty=penalty)
+    out = fp32.translate(SOURCES, beam_size=beam, return_attention=True, length_penalty=penalty)
+    for tr, (tokens, attn) in zip(out, ref):
+        assert tr.token_ids == tokens
+        np.testing.assert_allclose(tr.attention, attn, atol=1e-4)
 
 
 def test_beam_one_equals_greedy(fp32):
