@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from classifier_fixtures import ag_dir, tiny_bert  # noqa: F401 (pytest fixtures)
 from onnxpress.cli import main
 
 

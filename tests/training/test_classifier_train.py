@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 
+from classifier_fixtures import ag_dir, tiny_bert, tiny_config  # noqa: F401 (pytest fixtures)
 from onnxpress.errors import UserError
 from onnxpress.training import classifier as clf
 from onnxpress.training.classifier import collate, epoch_batches, predict, train

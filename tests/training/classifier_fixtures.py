@@ -1,4 +1,8 @@
-"""Fixtures for the classifier tests: a tiny random BERT with its own tokenizer, tiny AG-News-style data."""
+"""Fixtures for the classifier tests: a tiny random BERT with its own tokenizer, tiny AG-News-style data.
+
+Kept out of conftest.py (tests/training is shared with the translator's tests); test modules import
+the fixtures they use: `from classifier_fixtures import ag_dir, tiny_bert, tiny_config`.
+"""
 from __future__ import annotations
 
 import csv
