@@ -413,7 +413,7 @@ class Onnxpress(Contender):
         return {k: v for k, v in batch.feeds.items() if k in self._feed_names}
 
     def run_tokens(self, prepared: Any) -> np.ndarray:
-        return np.asarray(self.clf.engine.run(prepared)[self.clf._out_index])
+        return np.asarray(self.clf.engine.run(prepared)[self.clf.output_index])
 
     def threads(self) -> dict[str, Any]:
         so = self.clf.engine.session.get_session_options()

@@ -25,6 +25,18 @@ from typing import Any, Sequence
 
 
 def _maxrss_mib() -> float:
+    """Peak resident set of this process so far, MiB.
+
+    VmHWM belongs to the process's own address space, which exec replaces. ru_maxrss does
+    not do here: Linux carries it over fork+exec, so a child of a 1.4 GB parent would report
+    at least 1.4 GB whatever it did itself.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 

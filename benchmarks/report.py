@@ -89,13 +89,14 @@ def markdown(results: dict[str, Any]) -> str:
         rows = []
         for r in cold["contenders"]:
             if "cold_start_s" not in r:
-                rows.append([r["contender"], "error", "", "", "", "", "", ""])
+                rows.append([r["contender"], "error"] + [""] * 6)
                 continue
-            rows.append([r["contender"], _f(r["cold_start_s"], ".2f"), _f(r["import_s"], ".2f"),
+            rows.append([r["contender"], _f(r["cold_start_s"], ".2f"), _f(r["interpreter_s"], ".2f"),
                          _f(r["load_s"], ".2f"), _f(r["first_prediction_s"] * 1e3, ".0f"),
                          _f(r["rss_after_first_mib"], ".0f"), _f(r["peak_rss_mib"], ".0f"),
                          "yes" if r.get("torch_imported") else "no"])
-        lines += _table(["contender", "cold start s", "import s", "load s", "first pred ms",
+        lines += _table(["contender", "cold start s", "python start s", "load s (library imports included)",
+                         "first pred ms",
                          "RSS after first MiB", "peak RSS MiB", "imports torch"], rows)
         for name, why in cold.get("skipped", {}).items():
             lines.append(f"\n{name}: not probed ({why}).")

@@ -43,7 +43,7 @@ class BenchConfig:
     threads: int = 2
     device: str = "cpu"
     modes: list[str] = field(default_factory=lambda: list(MODES))
-    latency_budget_s: float = 240.0  # whole latency section, split over its cells
+    latency_budget_s: float = 180.0  # whole latency section, split over its cells
     throughput_texts: int | None = None  # None: all texts of the data set
     throughput_chunks: int = 4
     cold_start: bool = True
@@ -156,7 +156,9 @@ def latency_section(contenders: list[Contender], pool: Sequence[str], shared: Sh
     per_cell = cfg.latency_budget_s / max(len(cells), 1)
     results = []
     for mode, bs in _iter(cells, "latency", cfg.progress):
-        n_inputs = max(3, min(64, 256 // bs))
+        # distinct inputs per cell: many at small batches (length distribution), few at large ones;
+        # every input is timed at least twice so that repeat spread (noise) can be measured
+        n_inputs = max(2, min(32, 128 // bs))
         batches = sample_batches(pool, bs, n_inputs, cfg.seed)
         token_batches = [shared.batch(b) for b in batches]
         real_tokens = [t.real_tokens for t in token_batches]
@@ -167,9 +169,9 @@ def latency_section(contenders: list[Contender], pool: Sequence[str], shared: Sh
                 for c in contenders}
         else:
             calls = {c.name: (lambda i, c=c: c.predict_texts(batches[i])) for c in contenders}
-        max_rounds = max(2 * n_inputs, 200 // bs)
+        max_rounds = max(3 * n_inputs, 160 // bs)
         timed = harness.run_interleaved(
-            calls, n_inputs, warmup=min(2, n_inputs), min_rounds=min(3, max_rounds), max_rounds=max_rounds,
+            calls, n_inputs, warmup=2 if bs <= 8 else 1, min_rounds=n_inputs + 1, max_rounds=max_rounds,
             time_budget_s=per_cell, gap_s=cfg.gap_s)
         ref = timed.get(reference)
         for c in contenders:

@@ -87,6 +87,9 @@ def test_cold_start_in_fresh_processes(bench_run):
         assert "errors" not in r, r
         assert 0 < r["import_s"] + r["load_s"] < r["cold_start_s"]
         assert r["peak_rss_mib"] >= r["rss_after_first_mib"] > 10
+    # each child reports its own peak (not the parent's, which Linux carries over fork+exec
+    # in ru_maxrss): the torch-free runtime is far smaller than a process that imports torch
+    assert rows["onnxpress-fp32"]["peak_rss_mib"] < 0.7 * rows["torch-eager-fp32"]["peak_rss_mib"]
     # the onnxpress runtime is torch-free; the PyTorch contender obviously is not
     assert rows["onnxpress-fp32"]["torch_imported"] is False
     assert rows["torch-eager-fp32"]["torch_imported"] is True
@@ -117,3 +120,17 @@ def test_missing_checkpoint_is_a_user_error(tiny_artifact, texts_csv, tmp_path):
         run_classifier_bench(small_config(art, tmp_path / "out", texts_csv))
     with pytest.raises(UserError, match="no variant"):
         run_classifier_bench(small_config(art, tmp_path / "out", texts_csv, against=[], variants=["fp16"]))
+
+
+def test_cli_user_errors(tiny_artifact, tmp_path, capsys):
+    from onnxpress.cli import main
+
+    assert main(["bench", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    assert "artifact directory not found" in capsys.readouterr().err
+    assert main(["bench", str(tiny_artifact), "--against", "tensorflow", "--out", str(tmp_path / "o")]) == 2
+    assert "unknown --against" in capsys.readouterr().err
+    assert main(["bench", str(tiny_artifact), "--modes", "fast", "--out", str(tmp_path / "o")]) == 2
+    assert "unknown mode" in capsys.readouterr().err
+    assert main(["bench", str(tiny_artifact), "--data", str(tmp_path / "missing.txt"), "--against", "",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "--data" in capsys.readouterr().err
