@@ -54,6 +54,8 @@ class BenchConfig:
     gap_s: float = 0.002
     seed: int = 0
     progress: bool = True
+    beams: list[int] = field(default_factory=lambda: [1, 4])  # translation artifacts
+    rounds: int = 2  # translation artifacts: whole-test-set rounds per contender
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -46,18 +46,23 @@ def test_predict_end_to_end(benchmark, classifier, bench_texts, batch_size):
 
 class RandomStepDecoder:
     """A numpy stand-in for the ONNX decoder step with realistic shapes, so the benchmark
-    isolates the search's own per-step work (top-k, reordering, bookkeeping)."""
+    isolates the search's own per-step work (candidate ranking, reordering, bookkeeping).
+    Like the exported step graph, it returns the top-k log-probs and ids, best first."""
 
-    def __init__(self, n: int, vocab: int, hidden: int, src_len: int, seed: int = 0):
+    def __init__(self, vocab: int, src_len: int, seed: int = 0):
         rng = np.random.default_rng(seed)
         logits = rng.standard_normal((vocab,)).astype(np.float32)
         self.log_probs = logits - np.log(np.exp(logits).sum())
         self.vocab, self.src_len = vocab, src_len
 
-    def step(self, prev_tokens, hidden):
-        n, k = prev_tokens.shape
-        lp = np.broadcast_to(self.log_probs, (n, k, self.vocab)) + 0.01 * (prev_tokens[:, :, None] % 7)
-        return lp.astype(np.float32), hidden, np.zeros((n, k, self.src_len), np.float32)
+    def step(self, prev_tokens, hidden, k):
+        n, beams = prev_tokens.shape
+        lp = self.log_probs[None, None, :] + 0.01 * (prev_tokens[:, :, None] % 7).astype(np.float32)
+        ids = np.argpartition(-lp, k - 1, axis=-1)[..., :k]
+        top = np.take_along_axis(lp, ids, axis=-1)
+        order = np.argsort(-top, axis=-1, kind="stable")
+        return (np.take_along_axis(top, order, -1).astype(np.float32), np.take_along_axis(ids, order, -1),
+                hidden, np.zeros((n, beams, self.src_len), np.float32))
 
     def keep(self, sentences):
         pass
@@ -68,7 +73,7 @@ def test_beam_search_steps(benchmark, beam_size):
     from onnxpress.runtime.search import beam_search, greedy_search
 
     n, vocab, hidden, steps = 16, 8000, 512, 20
-    dec = RandomStepDecoder(n, vocab, hidden, src_len=15)
+    dec = RandomStepDecoder(vocab, src_len=15)
     h = np.zeros((n, hidden), np.float32)
     lengths = np.full(n, steps)
     if beam_size == 1:

@@ -8,7 +8,7 @@ from pathlib import Path
 from onnxpress.errors import UserError
 
 QUICK = {"batch_sizes": [1, 8, 32], "latency_budget_s": 45.0, "throughput_texts": 600, "throughput_chunks": 2,
-         "cold_start_runs": 1, "cold_start_workload": 64, "roofline_budget_s": 0.5}
+         "cold_start_runs": 1, "cold_start_workload": 64, "roofline_budget_s": 0.5, "rounds": 1}
 
 
 def _int_list(text: str) -> list[int]:
@@ -55,6 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--throughput-texts", type=int, default=None,
                    help="texts for the throughput section (default: all; 0 skips it)")
     p.add_argument("--latency-budget", type=float, default=None, help="seconds for the whole latency section")
+    p.add_argument("--beams", type=_int_list, default=[1, 4], help="translation artifacts: beam sizes (default 1,4)")
     p.add_argument("--no-cold-start", action="store_true", help="skip the fresh-process cold start/RSS section")
     p.add_argument("--no-roofline", action="store_true", help="skip the GEMM roofline")
     p.add_argument("--quick", action="store_true", help="a short run (~3 min): fewer sizes, texts and repeats")
@@ -75,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = BenchConfig(artifact=Path(args.artifact), out=args.out, checkpoint=args.checkpoint,
                       against=args.against, variants=args.variants, data=args.data,
                       synthetic_length=args.synthetic_length, threads=threads, device=args.device,
-                      modes=modes, cold_start=not args.no_cold_start, roofline=not args.no_roofline)
+                      modes=modes, cold_start=not args.no_cold_start, roofline=not args.no_roofline,
+                      beams=args.beams)
     if args.quick:
         for key, value in QUICK.items():
             setattr(cfg, key, value)
@@ -94,6 +96,10 @@ def run_config(cfg: "BenchConfig") -> int:  # noqa: F821 - imported lazily
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from onnxpress.runtime.artifact import Artifact
+
+    if Artifact.open(cfg.artifact).task == "translation":
+        return run_translation(cfg)
     from onnxpress.benchmarks.report import write_all
     from onnxpress.benchmarks.suite import run_classifier_bench
 
@@ -103,4 +109,21 @@ def run_config(cfg: "BenchConfig") -> int:  # noqa: F821 - imported lazily
     for w in results["warnings"]:
         print(f"warning: {w}")
     print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def run_translation(cfg: "BenchConfig") -> int:  # noqa: F821
+    import json
+
+    from onnxpress.benchmarks.translation import markdown, plot, run_translation_bench
+
+    results = run_translation_bench(cfg)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
+    text = markdown(results)
+    (out / "results.md").write_text(text)
+    png = plot(results, out)
+    print(text)
+    print(f"wrote {out / 'results.json'}, {out / 'results.md'}, {png}")
     return 0
