@@ -33,7 +33,7 @@ extra = {}
 if len(sys.argv) > 3:
     import csv
     with open(sys.argv[3], newline="", encoding="utf-8") as fh:
-        texts = [f"{t} {d}".replace("\\", " ") for _, t, d in csv.reader(fh)]
+        texts = [f"{t} {d}".replace("\\", " ") for _, t, d in csv.reader(fh)][: int(sys.argv[4])]
     t = time.perf_counter()
     clf.predict(texts)
     extra = {"ag_news_texts_per_s": round(len(texts) / (time.perf_counter() - t), 1)}
@@ -44,14 +44,16 @@ print(json.dumps({"import_s": t_import - t0, "load_s": t_load - t_import, "first
 """
 
 
-def sample(artifact: str, kwargs: dict, ag_news: str | None) -> dict:
-    argv = [sys.executable, "-c", CHILD, artifact, json.dumps(kwargs)] + ([ag_news] if ag_news else [])
+def sample(artifact: str, kwargs: dict, ag_news: str | None, limit: int = 10**9) -> dict:
+    argv = [sys.executable, "-c", CHILD, artifact, json.dumps(kwargs)] + ([ag_news, str(limit)] if ag_news else [])
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
     first = proc.stdout.readline()
     cold = time.perf_counter() - start
-    rest, err = proc.communicate()
+    rest = proc.stdout.read()  # not communicate(): it would skip what readline() buffered
+    err = proc.stderr.read()
+    proc.wait()
     if proc.returncode != 0 or not first:
         raise SystemExit(f"child failed: {err.strip()}")
     return {"cold_start_s": cold, **json.loads(rest.strip().splitlines()[-1])}
@@ -65,13 +67,17 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--no-arena", action="store_true", help="load with mem_arena=False")
     ap.add_argument("--ag-news", action="store_true", help="then predict all AG News test texts (peak RSS under load)")
+    ap.add_argument("--limit", type=int, default=10**9, help="with --ag-news: first N texts only")
+    ap.add_argument("--max-batch-tokens", type=int, default=None)
     ap.add_argument("--data", default=os.environ.get("ONNXPRESS_DATA", "../shared/data"))
     args = ap.parse_args()
     kwargs = {"variant": args.variant, "threads": args.threads}
     if args.no_arena:
         kwargs["mem_arena"] = False
+    if args.max_batch_tokens:
+        kwargs["max_batch_tokens"] = args.max_batch_tokens
     ag = os.path.join(args.data, "ag_news", "test.csv") if args.ag_news else None
-    runs = [sample(args.artifact, kwargs, ag) for _ in range(args.runs)]
+    runs = [sample(args.artifact, kwargs, ag, args.limit) for _ in range(args.runs)]
     for r in runs:
         print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}))
     keys = [k for k in runs[0] if isinstance(runs[0][k], float)]

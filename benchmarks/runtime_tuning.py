@@ -52,9 +52,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--only", nargs="*", help="config names to run")
+    ap.add_argument("--limit", type=int, default=None, help="first N texts only (quick look)")
     ap.add_argument("--data", default=os.environ.get("ONNXPRESS_DATA", "../shared/data"))
     args = ap.parse_args()
     texts, labels = ag_news_texts(Path(args.data))
+    texts, labels = texts[: args.limit], labels[: args.limit]
     proc = psutil.Process()
     names = args.only or list(CONFIGS)
     rates: dict[str, list[float]] = {n: [] for n in names}
@@ -63,15 +65,17 @@ def main() -> None:
         for name in names:
             clf = Classifier.load(args.artifact, variant=args.variant, threads=args.threads, **CONFIGS[name])
             clf.predict(texts[:64])  # warm-up
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             preds = clf.predict(texts)
             seconds = time.perf_counter() - start
+            cpu = time.process_time() - cpu
             rates[name].append(len(texts) / seconds)
             rss[name] = max(rss.get(name, 0), proc.memory_info().rss / 2**20)
             enc = clf.encode(texts)
             pad = padding_ratio(clf.budget.plan(enc.lengths), enc.lengths)
             acc = sum(clf.labels.index(p.label) == y for p, y in zip(preds, labels)) / len(labels)
             print(json.dumps({"round": rnd, "config": name, "texts_per_s": round(len(texts) / seconds, 1),
+                              "cpu_ms_per_text": round(1000 * cpu / len(texts), 2),
                               "rss_mib": round(proc.memory_info().rss / 2**20), "padding": round(pad, 4),
                               "accuracy": round(acc, 4)}), flush=True)
             del clf

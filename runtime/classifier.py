@@ -20,6 +20,8 @@ KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 GPU_MAX_BATCH_TOKENS = 16384
 GPU_MAX_BATCH_SIZE = 256
 GRAPH_SEQ_MULTIPLE = 16  # sequence-length bucket for CUDA graphs
+# Very long lists are tokenized and planned in slices: bounded memory, same sorting benefit.
+MAX_TEXTS_PER_PLAN = 16384
 
 
 @dataclass(frozen=True)
@@ -166,8 +168,11 @@ class Classifier:
         texts = check_texts(texts)
         if not texts:
             return Scores(np.zeros((0, len(self.labels)), np.float32), np.zeros(0, bool))
-        encoded = self.encode(texts)
-        return Scores(self.infer(encoded), encoded.truncated)
+        if len(texts) <= MAX_TEXTS_PER_PLAN:
+            encoded = self.encode(texts)
+            return Scores(self.infer(encoded), encoded.truncated)
+        parts = [self.classify(texts[i : i + MAX_TEXTS_PER_PLAN]) for i in range(0, len(texts), MAX_TEXTS_PER_PLAN)]
+        return Scores(np.concatenate([p.probs for p in parts]), np.concatenate([p.truncated for p in parts]))
 
     def encode(self, texts: Sequence[str]) -> Encoded:
         """Tokenize (batch, truncating at max_length); for callers that batch themselves."""

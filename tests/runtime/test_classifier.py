@@ -165,3 +165,13 @@ def test_cuda_without_gpu_is_a_clear_error(artifact_dir, capfd):
     with pytest.raises(UserError, match="device 'cuda' requested but"):
         Classifier.load(artifact_dir, device="cuda")
     assert "[E:onnxruntime" not in capfd.readouterr().err
+
+
+def test_long_lists_are_planned_in_slices(fp32, texts, monkeypatch):
+    import onnxpress.runtime.classifier as mod
+
+    expected = fp32.predict_proba(texts)
+    monkeypatch.setattr(mod, "MAX_TEXTS_PER_PLAN", 7)
+    sliced = fp32.classify(texts)
+    np.testing.assert_allclose(sliced.probs, expected, atol=1e-6)
+    assert sliced.truncated.shape == (len(texts),)
