@@ -73,7 +73,9 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     tp = results.get("throughput")
     if tp:
-        lines += [f"## Throughput: all {tp['texts']} texts, each contender batching its own way", ""]
+        scope = (f"all {tp['texts']} texts" if tp["texts"] >= tp.get("texts_available", tp["texts"]) else
+                 f"the first {tp['texts']} of {tp['texts_available']} texts (time budget reached)")
+        lines += [f"## Throughput: {scope}, each contender batching its own way", ""]
         rows = []
         for r in tp["contenders"]:
             rows.append([r["contender"], str(r.get("batching") or ""), _f(r["texts_per_s"]),

@@ -45,7 +45,8 @@ class BenchConfig:
     modes: list[str] = field(default_factory=lambda: list(MODES))
     latency_budget_s: float = 180.0  # whole latency section, split over its cells
     throughput_texts: int | None = None  # None: all texts of the data set
-    throughput_chunks: int = 4
+    throughput_chunks: int = 8
+    throughput_budget_s: float | None = 600.0  # stop after the chunk round that crosses it
     cold_start: bool = True
     cold_start_runs: int = 2
     cold_start_workload: int = 256
@@ -155,9 +156,12 @@ def latency_section(contenders: list[Contender], pool: Sequence[str], shared: Sh
     from onnxpress.benchmarks.roofline import encoder_ops
 
     cells = [(m, b) for m in cfg.modes for b in cfg.batch_sizes]
-    per_cell = cfg.latency_budget_s / max(len(cells), 1)
+    deadline = time.perf_counter() + cfg.latency_budget_s
     results = []
-    for mode, bs in _iter(cells, "latency", cfg.progress):
+    for n_cell, (mode, bs) in enumerate(_iter(cells, "latency", cfg.progress)):
+        # what is left of the section's budget, shared by the cells still to run (a slow cell
+        # that had to finish its minimum rounds is paid for by the later ones)
+        per_cell = max(deadline - time.perf_counter(), 0.0) / (len(cells) - n_cell)
         # distinct inputs per cell: many at small batches (length distribution), few at large ones;
         # every input is timed at least twice so that repeat spread (noise) can be measured
         n_inputs = max(2, min(32, 128 // bs))
@@ -218,15 +222,27 @@ def throughput_section(contenders: list[Contender], texts: TextSet, shared: Shar
     seconds = {c.name: [0.0] * k for c in contenders}
     preds: dict[str, list[list[str]]] = {c.name: [[] for _ in range(k)] for c in contenders}
     steps = [(i, j) for i in range(k) for j in range(len(contenders))]
+    deadline = time.perf_counter() + (cfg.throughput_budget_s or float("inf"))
+    done_chunks = k
     for i, j in _iter(steps, "throughput", cfg.progress):
+        if j == 0 and i > 0 and time.perf_counter() > deadline:
+            done_chunks = i  # every contender has predicted the same chunks 0..i-1: still a fair race
+            warnings_out.append(f"throughput: time budget {cfg.throughput_budget_s:.0f}s spent; "
+                                f"measured on {int(bounds[i])} of {n} texts")
+            break
         c = contenders[(j + i) % len(contenders)]
         time.sleep(cfg.gap_s)
         t0 = time.perf_counter()
         preds[c.name][i] = c.predict_stream(chunks[i])
         seconds[c.name][i] = time.perf_counter() - t0
-    flat = {name: [p for ch in chunks_ for p in ch] for name, chunks_ in preds.items()}
+    k = done_chunks
+    n = int(bounds[k])
+    chunks, tokens = chunks[:k], tokens[:k]
+    seconds = {name: secs[:k] for name, secs in seconds.items()}
+    flat = {name: [p for ch in chunks_[:k] for p in ch] for name, chunks_ in preds.items()}
     total_tokens = sum(tokens)
-    out: dict[str, Any] = {"texts": n, "real_tokens": total_tokens, "chunks": k, "contenders": []}
+    out: dict[str, Any] = {"texts": n, "texts_available": len(texts), "real_tokens": total_tokens, "chunks": k,
+                           "contenders": []}
     ref_s = seconds.get(reference)
     for c in contenders:
         secs = seconds[c.name]
@@ -241,7 +257,7 @@ def throughput_section(contenders: list[Contender], texts: TextSet, shared: Shar
         if msg:
             warnings_out.append(msg)
         if texts.labels:
-            gold = texts.labels
+            gold = texts.labels[:n]
             row["accuracy"] = float(np.mean([label_map(p) == g for p, g in zip(flat[c.name], gold)]))
         if reference in flat:
             row["agreement_with_reference"] = float(np.mean([a == b for a, b in zip(flat[reference], flat[c.name])]))

@@ -8,7 +8,8 @@ from pathlib import Path
 from onnxpress.errors import UserError
 
 QUICK = {"batch_sizes": [1, 8, 32], "latency_budget_s": 45.0, "throughput_texts": 600, "throughput_chunks": 2,
-         "cold_start_runs": 1, "cold_start_workload": 64, "roofline_budget_s": 0.5, "rounds": 1}
+         "throughput_budget_s": 120.0, "cold_start_runs": 1, "cold_start_workload": 64, "roofline_budget_s": 0.5,
+         "rounds": 1}
 
 
 def _int_list(text: str) -> list[int]:
@@ -54,7 +55,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--modes", type=_names, default=None, help="e2e,model (default both)")
     p.add_argument("--throughput-texts", type=int, default=None,
                    help="texts for the throughput section (default: all; 0 skips it)")
-    p.add_argument("--latency-budget", type=float, default=None, help="seconds for the whole latency section")
+    p.add_argument("--latency-budget", type=float, default=None,
+                   help="seconds for the whole latency section (default 180)")
+    p.add_argument("--throughput-budget", type=float, default=None,
+                   help="seconds for the throughput section; it stops after the chunk round that crosses "
+                        "it, every contender on the same texts (default 600; 0 = no limit)")
     p.add_argument("--beams", type=_int_list, default=[1, 4], help="translation artifacts: beam sizes (default 1,4)")
     p.add_argument("--no-cold-start", action="store_true", help="skip the fresh-process cold start/RSS section")
     p.add_argument("--no-roofline", action="store_true", help="skip the GEMM roofline")
@@ -89,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
         cfg.throughput_texts = args.throughput_texts
     if args.latency_budget is not None:
         cfg.latency_budget_s = args.latency_budget
+    if args.throughput_budget is not None:
+        cfg.throughput_budget_s = args.throughput_budget or None
     return run_config(cfg)
 
 

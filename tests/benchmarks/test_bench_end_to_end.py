@@ -134,3 +134,17 @@ def test_cli_user_errors(tiny_artifact, tmp_path, capsys):
     assert main(["bench", str(tiny_artifact), "--data", str(tmp_path / "missing.txt"), "--against", "",
                  "--out", str(tmp_path / "o")]) == 2
     assert "--data" in capsys.readouterr().err
+
+
+def test_throughput_time_budget_keeps_the_race_fair(tiny_artifact, texts_csv, tmp_path):
+    cfg = small_config(tiny_artifact, tmp_path / "out", texts_csv, modes=[], cold_start=False, roofline=False,
+                       throughput_texts=40, throughput_chunks=4, throughput_budget_s=1e-9)
+    results = run_classifier_bench(cfg)
+    tp = results["throughput"]
+    # the first chunk round always completes; then the spent budget stops it, for everyone at once
+    assert tp["chunks"] == 1 and tp["texts"] == 10 and tp["texts_available"] == 40
+    assert all(len(r["chunk_texts_per_s"]) == 1 for r in tp["contenders"])
+    assert any("time budget" in w for w in results["warnings"])
+    assert results["latency"] == [] and results["cold_start"] is None
+    md = write_all(results, tmp_path / "out")["markdown"].read_text()
+    assert "first 10 of 40 texts" in md
