@@ -187,27 +187,34 @@ def add_topk(path: str | Path) -> None:
     onnx.save(model, str(path))
 
 
-def quantize_int8(src: str | Path, dst: str | Path, per_channel: bool = True) -> dict[str, Any]:
-    """Dynamic int8 (weights int8, activations quantized per run) of MatMul and Gather.
+def narrow_matmuls(path: str | Path, min_columns: int = 16) -> list[str]:
+    """MatMul nodes whose constant weight has fewer than `min_columns` output columns.
 
-    TODO(export/quantize.py): swap to the shared quantization helper once it lands.
+    The attention's scoring vector `v` ([A, 1]) is one: quantizing it would add a
+    DynamicQuantizeLinear pass over the whole [batch, beam, src_len, A] energy tensor to save
+    a negligible matrix-vector product, so it stays fp32.
     """
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    model = onnx.load(str(path))
+    shapes = {i.name: list(i.dims) for i in model.graph.initializer}
+    return [n.name for n in model.graph.node
+            if n.op_type == "MatMul" and n.input[1] in shapes and shapes[n.input[1]][-1] < min_columns]
 
-    op_types = ["MatMul", "Gather"]
-    quantize_dynamic(str(src), str(dst), op_types_to_quantize=op_types, per_channel=per_channel,
-                     weight_type=QuantType.QInt8, extra_options={"MatMulConstBOnly": True})
-    return {"tool": "onnxruntime.quantization.quantize_dynamic", "weight_type": "QInt8",
-            "per_channel": per_channel, "op_types": op_types, "MatMulConstBOnly": True}
+
+def quantize_int8(src: str | Path, dst: str | Path, per_channel: bool = True) -> dict[str, Any]:
+    """Dynamic int8 (int8 weights, activations quantized per run) of MatMul and Gather (embeddings),
+    through the shared helper `onnxpress.export.quantize.quantize_int8_dynamic`."""
+    from onnxpress.export.quantize import quantize_int8_dynamic
+
+    excluded = narrow_matmuls(src)
+    return quantize_int8_dynamic(src, dst, per_channel=per_channel, op_types=["MatMul", "Gather"],
+                                 nodes_to_exclude=excluded)
 
 
 def convert_fp16(src: str | Path, dst: str | Path) -> dict[str, Any]:
     """fp16 weights and compute, fp32 inputs/outputs (the runtime feeds float32 either way)."""
-    from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxpress.export.quantize import convert_fp16 as shared_convert_fp16
 
-    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
-    onnx.save(model, str(dst))
-    return {"tool": "onnxruntime.transformers.float16.convert_float_to_float16", "keep_io_types": True}
+    return shared_convert_fp16(src, dst, keep_io_types=True)
 
 
 # -- quantization coverage ----------------------------------------------------------------
@@ -274,7 +281,9 @@ def quantization_coverage(fp32: dict[str, str | Path], int8: dict[str, str | Pat
     quantized graph holds its `_quantized` initializer. What stays fp32 is listed by op.
     """
     s = max(1, int(round(src_len)))
-    report: dict[str, Any] = {"src_len": src_len, "tgt_len": tgt_len, "graphs": {}}
+    report: dict[str, Any] = {"src_len": src_len, "tgt_len": tgt_len, "graphs": {},
+                              "counted": "MatMul and GRU FLOPs (2 per multiply-add); elementwise ops not counted; "
+                                         "weights = float initializers of >= 16 elements"}
     per_graph = {}
     total_params = int8_params = 0
     for role in ("encoder", "decoder_step"):
