@@ -71,10 +71,13 @@ def markdown(results: dict[str, Any]) -> str:
         f"{results.get('duration_s', 0) / 60:.1f} min.",
         "",
     ]
+    lines += summary(results)
     tp = results.get("throughput")
     if tp:
-        scope = (f"all {tp['texts']} texts" if tp["texts"] >= tp.get("texts_available", tp["texts"]) else
-                 f"the first {tp['texts']} of {tp['texts_available']} texts (time budget reached)")
+        total = data["texts"]
+        scope = f"all {total} texts" if tp["texts"] >= total else f"the first {tp['texts']} of {total} texts"
+        if tp["texts"] < tp.get("texts_available", tp["texts"]):
+            scope += " (the time budget stopped it)"
         lines += [f"## Throughput: {scope}, each contender batching its own way", ""]
         rows = []
         for r in tp["contenders"]:
@@ -161,6 +164,41 @@ def markdown(results: dict[str, Any]) -> str:
                   f"providers {session.get('providers')}") if session else f"threads {c.get('threads')}"
         lines.append(f"- **{c['name']}**: {c.get('stack')}; load {_f(c.get('load_s'), '.2f')} s; {detail}")
     return "\n".join(lines) + "\n"
+
+
+def summary(results: dict[str, Any]) -> list[str]:
+    """One row per contender with the headline figures of every section (the README table)."""
+    names = [c["name"] for c in results.get("contenders", [])]
+    tp = {r["contender"]: r for r in (results.get("throughput") or {}).get("contenders", [])}
+    cold = {r["contender"]: r for r in (results.get("cold_start") or {}).get("contenders", [])}
+    e2e = [c for c in results.get("latency") or [] if c["mode"] == "e2e"]
+    sizes = sorted({c["batch_size"] for c in e2e})
+    shown = [b for b in (1, 32) if b in sizes] or sizes[:2]
+    if not names:
+        return []
+    ref = results.get("reference")
+    header = ["contender"]
+    if tp:
+        header += ["texts/s (throughput run)", f"x vs {ref}", "accuracy"]
+    header += [f"p50 ms, batch {b}" for b in shown]
+    if cold:
+        header += ["cold start s", "peak RSS MiB"]
+    rows = []
+    for name in names:
+        row = [name]
+        if tp:
+            r = tp.get(name, {})
+            row += [_f(r.get("texts_per_s")), _f(r.get("x_vs_reference"), ".2f"), _pct(r.get("accuracy"))]
+        for b in shown:
+            c = next((c for c in e2e if c["contender"] == name and c["batch_size"] == b), {})
+            row.append(_f(c.get("p50_ms"), ".1f"))
+        if cold:
+            r = cold.get(name, {})
+            row += [_f(r.get("cold_start_s"), ".2f"), _f(r.get("peak_rss_mib"), ".0f")]
+        rows.append(row)
+    return (["## Summary", "", "Throughput: each contender predicts the test texts its own way (see below); "
+             "latency: end to end (text in, label out); cold start and RSS: fresh process each.", ""]
+            + _table(header, rows) + [""])
 
 
 def _loads(value: Any) -> str:

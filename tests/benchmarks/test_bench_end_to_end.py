@@ -99,7 +99,7 @@ def test_markdown_and_plots(bench_run):
     results, paths = bench_run
     md = paths["markdown"].read_text()
     assert "## Throughput" in md and "## Cold start" in md and "## Latency, end to end" in md
-    assert "## Roofline" in md and "| onnxpress-fp32 |" in md
+    assert "## Roofline" in md and "| onnxpress-fp32 |" in md and "## Summary" in md
     assert results["environment"]["date_utc"] in md
     for key in ("latency_vs_batch", "throughput_vs_batch", "latency_distribution"):
         data = paths[key].read_bytes()
@@ -147,4 +147,4 @@ def test_throughput_time_budget_keeps_the_race_fair(tiny_artifact, texts_csv, tm
     assert any("time budget" in w for w in results["warnings"])
     assert results["latency"] == [] and results["cold_start"] is None
     md = write_all(results, tmp_path / "out")["markdown"].read_text()
-    assert "first 10 of 40 texts" in md
+    assert "first 10 of 64 texts (the time budget stopped it)" in md
