@@ -61,6 +61,7 @@ class TrainConfig:
     save_every: int = 250
     device: str = "auto"  # auto | cpu | cuda
     threads: int | None = None  # torch intra-op threads; None = torch's default
+    max_minutes: float | None = None  # stop training after this long, evaluate, save; rerun continues
     overwrite: bool = False
     keep_checkpoint: bool = False
     progress: bool = True
@@ -239,6 +240,8 @@ def prepare_out_dir(out: Path, recipe: dict, overwrite: bool) -> str:
                 if not overwrite:
                     raise UserError(f"{path} is corrupt; pass --overwrite to start {out} afresh") from None
                 continue
+            if state == "done" and not data.get("complete", True):
+                state = "resume"  # stopped early by --max-minutes: its checkpoint continues it
             found = (state, old)
             break
     if overwrite:
@@ -254,6 +257,9 @@ def prepare_out_dir(out: Path, recipe: dict, overwrite: bool) -> str:
         raise UserError(f"--out {out} holds a different run ({_recipe_diff(old, recipe)}); "
                         "choose another directory or pass --overwrite")
     if state == "resume" and not (out / CHECKPOINT_DIR / STATE_FILE).is_file():
+        if result.is_file():
+            raise UserError(f"{out} holds a run stopped early whose checkpoint is gone; "
+                            "pass --overwrite to start afresh")
         raise UserError(f"{out / CHECKPOINT_DIR} has no {STATE_FILE}; pass --overwrite to start afresh")
     return state
 
@@ -301,7 +307,7 @@ def _check_config(cfg: TrainConfig) -> None:
     positive = {"batch_size": cfg.batch_size, "max_length": cfg.max_length, "eval_batch_size": cfg.eval_batch_size,
                 "report_every": cfg.report_every, "steps": cfg.steps, "epochs": cfg.epochs,
                 "train_rows": cfg.train_rows, "eval_rows": cfg.eval_rows, "lr": cfg.lr,
-                "threads": cfg.threads}
+                "threads": cfg.threads, "max_minutes": cfg.max_minutes}
     for key, value in positive.items():
         if value is not None and value <= 0:
             raise UserError(f"--{key.replace('_', '-')} must be positive, got {value}")
@@ -392,7 +398,12 @@ def train(cfg: TrainConfig) -> dict:
     pbar = tqdm(total=total_steps, initial=step, desc="train", unit="step", disable=not cfg.progress,
                 dynamic_ncols=True)
     t0 = time.perf_counter()
+    deadline = t0 + cfg.max_minutes * 60 if cfg.max_minutes else math.inf
     while step < total_steps:
+        if time.perf_counter() > deadline:
+            _log(f"stopping at step {step}/{total_steps}: --max-minutes {cfg.max_minutes:g} reached; "
+                 "evaluating this model; rerun the same command to continue")
+            break
         idx = next(batches)
         batch = {k: v.to(device) for k, v in collate([train_seqs[i] for i in idx], pad_id).items()}
         y = labels_t[idx].to(device)
@@ -426,6 +437,9 @@ def train(cfg: TrainConfig) -> dict:
     pbar.close()
     session_seconds = time.perf_counter() - t0
     train_seconds = prior_seconds + session_seconds
+    complete = step >= total_steps
+    if not complete:
+        save_checkpoint(out, recipe, snapshot(train_seconds))
 
     test_seqs = encode(tokenizer, test_split.texts, cfg.max_length)
     t1 = time.perf_counter()
@@ -441,6 +455,7 @@ def train(cfg: TrainConfig) -> dict:
     steps_here = step - resumed_from
     result = {
         "format": RUN_FORMAT,
+        "complete": complete,  # False: stopped early by --max-minutes after timing.steps steps
         "task": "ag_news",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "recipe": recipe,
@@ -469,7 +484,7 @@ def train(cfg: TrainConfig) -> dict:
                         "device": str(device), "threads": torch.get_num_threads()},
     }
     (out / RESULT_FILE).write_text(json.dumps(result, indent=2) + "\n")
-    if not cfg.keep_checkpoint:
+    if complete and not cfg.keep_checkpoint:
         shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
     return result
 

@@ -43,6 +43,9 @@ def register(subparsers) -> None:
                    help="auto = CUDA (with autocast) when present, else CPU")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch (default: torch's choice, one per core)")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop training after this many minutes, then evaluate and save; "
+                        "rerunning the same command continues to the full step count")
     p.add_argument("--overwrite", action="store_true", help="replace a different run already in --out")
     p.add_argument("--keep-checkpoint", action="store_true",
                    help="keep the resumable state (optimizer etc.) in OUT/checkpoint after finishing")
@@ -66,8 +69,8 @@ def run(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay, grad_clip=args.grad_clip, max_length=args.max_length, seed=args.seed,
         group_by_length=args.group_by_length, train_rows=args.train_rows, eval_rows=args.eval_rows,
         eval_batch_size=args.eval_batch_size, report_every=args.report_every, save_every=args.save_every,
-        device=args.device, threads=args.threads, overwrite=args.overwrite, keep_checkpoint=args.keep_checkpoint,
-        progress=args.progress,
+        device=args.device, threads=args.threads, max_minutes=args.max_minutes, overwrite=args.overwrite,
+        keep_checkpoint=args.keep_checkpoint, progress=args.progress,
     )
     result = train(cfg)
     m, t = result["metrics"], result["timing"]
@@ -76,5 +79,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"per-class F1: {per_class}")
     if t.get("steps_per_second"):
         print(f"trained {t['steps']} steps in {t['train_seconds']:.0f} s ({t['steps_per_second']:.2f} steps/s)")
+    if not result.get("complete", True):
+        print(f"stopped early at step {t['steps']}/{result['recipe']['steps']} (--max-minutes); "
+              "rerun the same command to continue")
     print(f"saved {args.out}")
     return 0

