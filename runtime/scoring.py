@@ -107,10 +107,11 @@ def _join(values: list[Any]) -> tuple[str | None, str | None]:
     if len(values) == 1:
         error = _bad_text(values[0])
         return (None, error) if error else (values[0], None)
-    errors = [e for e in (_bad_text(v) for v in values) if e and e != "empty text"]
+    # several columns: an empty or null one is skipped, the rest still make a text
+    errors = [e for e in (_bad_text(v) for v in values if v is not None) if e and e != "empty text"]
     if errors:
         return None, errors[0]
-    text = " ".join(v for v in values if v and v.strip())
+    text = " ".join(v for v in values if v is not None and v.strip())
     return (None, "empty text") if not text else (text, None)
 
 
@@ -118,7 +119,11 @@ def _id_str(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return value
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:  # undecodable bytes kept by surrogateescape
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return json.dumps(value) if isinstance(value, (list, dict)) else str(value)

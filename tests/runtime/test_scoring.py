@@ -47,6 +47,7 @@ def test_csv_with_bad_rows(clf, tmp_path):
     lines[12] = "k11"  # too few fields
     body = ("\n".join(lines) + "\n").encode()
     body = body.replace(b"k20," + good[20].encode(), b"k20,caf\xe9 bad bytes")  # undecodable
+    body = body.replace(b"k30,", b"k\xff30,")  # undecodable id: kept, with a replacement character
     src.write_bytes(body)
     out = tmp_path / "out.parquet"
     s = score_file(clf, src, out, ["text"], id_column="id", chunk_rows=16, progress=False)
@@ -55,7 +56,7 @@ def test_csv_with_bad_rows(clf, tmp_path):
     assert errors == {4: "empty text", 8: "empty text", 11: "row has 1 fields, too few", 20: "not valid UTF-8"}
     rows = _read(out)
     assert [r["row"] for r in rows] == [i for i in range(50) if i not in errors]
-    assert [r["id"] for r in rows] == [f"k{r['row']}" for r in rows]
+    assert [r["id"] for r in rows] == [f"k{r['row']}" if r["row"] != 30 else "k\ufffd30" for r in rows]
     expected = clf.predict([good[r["row"]] for r in rows])
     assert [(r["label"], pytest.approx(r["score"], abs=1e-6)) for r in rows] == [tuple(p) for p in expected]
     assert not (tmp_path / "out.parquet.parts").exists()
@@ -89,11 +90,13 @@ def test_parquet_two_text_columns_to_csv(clf, tmp_path):
     pq.write_table(pa.table({"title": titles, "body": bodies, "n": list(range(30))}), src, row_group_size=7)
     out = tmp_path / "out.csv"
     s = score_file(clf, src, out, ["title", "body"], id_column="n", chunk_rows=8, progress=False)
-    assert (s.rows, s.scored, s.errors) == (30, 28, 2)
+    assert (s.rows, s.scored, s.errors) == (30, 29, 1)  # a null body alone is skipped, not an error
     rows = _read(out)
-    assert [r["row"] for r in rows] == [i for i in range(30) if i not in (2, 3)]
-    r0 = rows[0]
-    assert r0["label"] == clf.predict([titles[0] + " " + bodies[0]])[0].label
+    assert [r["row"] for r in rows] == [i for i in range(30) if i != 3]
+    assert [str(r["id"]) for r in rows] == [str(r["row"]) for r in rows]  # csv reads ids back as ints
+    expected = clf.predict([titles[0] + " " + bodies[0], titles[2]])
+    assert [rows[0]["label"], rows[2]["label"]] == [p.label for p in expected]
+    assert rows[2]["score"] == pytest.approx(expected[1].score, abs=1e-6)
 
 
 def test_user_errors(clf, tmp_path):
