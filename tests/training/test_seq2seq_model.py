@@ -9,7 +9,9 @@ import torch
 
 from onnxpress.training.decoding import beam_search, greedy_decode
 from onnxpress.training.seq2seq import GRUCellLinear, Seq2Seq, reverse_padded
-from translator_fixtures import random_batch, tiny_config, tiny_model  # noqa: F401 (fixture)
+from translator_fixtures import random_batch, single_thread, tiny_config, tiny_model  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def test_linear_gru_cell_matches_torch_gru_cell():

@@ -87,3 +87,12 @@ def random_batch(lengths: list[int], vocab: int = 50, seed: int = 0):
         ids[i, : n - 1] = torch.randint(4, vocab, (n - 1,), generator=g)
         ids[i, n - 1] = 3
     return ids, ids != 0
+
+
+@pytest.fixture
+def single_thread():
+    """Run torch on one thread for the test (tiny models; extra threads only spin on a busy machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
