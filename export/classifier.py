@@ -58,6 +58,7 @@ class ExportOptions:
     min_agreement: float = 0.0  # argmax agreement with PyTorch required (0 = not gated)
     fp32_tolerance: float = 1e-4  # max abs logit difference allowed for the fp32 graphs
     calibration_method: str = "minmax"
+    static_activations: str = "int8"  # int8 (symmetric, TensorRT-ready) or uint8 (asymmetric, CPU only)
     calibration_batch: int = 8
     remedies: bool = True
     force: bool = False
@@ -260,6 +261,8 @@ def export_classifier(
         raise UserError(f"evaluation labels must be indices 0..{len(info.labels) - 1} of the model's labels")
     if "int8-static" in variants and len(calibration_texts) == 0:
         raise UserError("int8-static needs calibration texts")
+    if opt.static_activations not in ("int8", "uint8"):
+        raise UserError(f"unknown activation type {opt.static_activations!r} for int8-static (int8 or uint8)")
     if opt.calibration_method.lower() not in q.CALIBRATION_METHODS:
         raise UserError(
             f"unknown calibration method {opt.calibration_method!r} (choose from {', '.join(q.CALIBRATION_METHODS)})"
@@ -340,7 +343,9 @@ def _run(
                 f"parity check failed: the {name} graph differs from PyTorch by {parity['max_abs_diff']:.3g} "
                 f"(> {opt.fp32_tolerance:g}) on {parity['rows']} texts; nothing was written"
             )
-    common_method = {"export": export_method, "fusion": fusion}
+    import onnxruntime
+
+    common_method = {"export": export_method, "fusion": fusion, "onnxruntime": onnxruntime.__version__}
 
     # 5. variants, each with its remedy ladder
     built: dict[str, Variant] = {}
@@ -448,15 +453,24 @@ def _attempts(
         feeds = _calibration_feeds(calibration_texts, tokenizer, ex.info, input_names, opt.calibration_batch)
         first = opt.calibration_method.lower()
         methods = [first] + [m for m in ("minmax", "percentile", "entropy") if m != first]
-        ladder = [(m, m, ()) for m in methods] + [
-            (f"{first}, fp32 embeddings+head", first, ("embeddings", "head")),
-            (f"{first}, fp32 embeddings+head+layer 0", first, ("embeddings", "head", "first_layer")),
+        act = opt.static_activations
+        # Symmetric int8 activations are what TensorRT consumes; asymmetric uint8 ones (U8S8, what
+        # ORT advises for x86) halve the logit error on CPU but make the build CPU-only.
+        ladder = [(m, m, act, ()) for m in methods]
+        if act == "int8":
+            ladder.append((f"{first}, uint8 activations (CPU only)", first, "uint8", ()))
+        ladder += [
+            (f"{first}, {ladder[-1][2]} activations, fp32 embeddings+head", first, ladder[-1][2],
+             ("embeddings", "head")),
+            (f"{first}, {ladder[-1][2]} activations, fp32 embeddings+head+layer 0", first, ladder[-1][2],
+             ("embeddings", "head", "first_layer")),
         ]
-        for label, method_name, groups in ladder:
-            def static(p: Path, method_name=method_name, groups=groups) -> dict[str, Any]:
+        for label, method_name, act_type, groups in ladder:
+            def static(p: Path, method_name=method_name, act_type=act_type, groups=groups) -> dict[str, Any]:
                 excluded = sensitive_nodes(raw, groups, num_layers) if groups else []
                 method = q.quantize_int8_static(raw, p, q.FeedsReader(feeds), method=method_name,
-                                                op_types=("MatMul", "Gather"), nodes_to_exclude=excluded)
+                                                activation_type=act_type, op_types=("MatMul", "Gather"),
+                                                nodes_to_exclude=excluded)
                 method["calibration_texts"] = len(calibration_texts)
                 method["excluded_groups"] = list(groups)
                 return _checked_quantized(p, method)
@@ -508,10 +522,13 @@ def _variant_record(
     parity = {k: metrics.pop(k) for k in ("rows", "max_abs_diff", "mean_abs_diff", "argmax_agreement")}
     parity["against"] = "pytorch fp32 checkpoint, same token ids"
     parity["provider"] = "CPUExecutionProvider"
+    devices = DEVICES[variant]
+    if chosen.method.get("activation_type") == "uint8":
+        devices = ["cpu"]  # TensorRT takes symmetric int8 activations only
     return Variant(
         files={"model": file_name},
         precision=PRECISIONS[variant],
-        devices=DEVICES[variant],
+        devices=devices,
         opset=model_opset(staging / file_name),
         servable=True,
         method={**common, **chosen.method, "attempt": chosen.name, "attempts": attempts},

@@ -32,6 +32,9 @@ def register(subparsers) -> None:
                    help="argmax agreement with PyTorch a variant must reach (0..1; 0 = not gated)")
     p.add_argument("--calibration-method", choices=("minmax", "entropy", "percentile"), default="minmax",
                    help="int8-static: first calibration method (the others are tried as remedies)")
+    p.add_argument("--static-activations", choices=("int8", "uint8"), default="int8",
+                   help="int8-static activation type: int8 (symmetric; CPU and TensorRT) or uint8 "
+                        "(asymmetric; more accurate on CPU, CPU only). uint8 is also tried as a remedy")
     p.add_argument("--calibration-size", type=int, default=128, help="int8-static: training texts to calibrate on")
     p.add_argument("--no-remedies", dest="remedies", action="store_false",
                    help="reject a failing variant at once instead of trying the remedy ladder")
@@ -82,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
 
     options = ExportOptions(
         variants=variants, opset=args.opset, max_accuracy_drop=args.max_accuracy_drop,
-        min_agreement=args.min_agreement, calibration_method=args.calibration_method, remedies=args.remedies,
+        min_agreement=args.min_agreement, calibration_method=args.calibration_method,
+        static_activations=args.static_activations, remedies=args.remedies,
         force=args.force, threads=args.threads, progress=args.progress,
     )
     data = {"dataset": "ag_news/test", "source": test.source, "sha256": test.sha256,
