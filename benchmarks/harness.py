@@ -127,6 +127,7 @@ def run_interleaved(
     max_rounds: int = 100,
     time_budget_s: float = 20.0,
     gap_s: float = 0.002,
+    fit_inputs: bool = False,
     on_round: Callable[[int], None] | None = None,
 ) -> dict[str, Timed]:
     """Time `calls[name](i)` for every contender, interleaved, input i cycling over `n_inputs`.
@@ -134,11 +135,22 @@ def run_interleaved(
     Round r uses input r % n_inputs for all contenders, in an order rotated by r. Stops after
     `max_rounds`, or once `time_budget_s` has passed and at least `min_rounds` are done.
     Warm-up calls (on inputs 0..warmup-1) are not recorded.
+
+    `fit_inputs`: estimate a round's cost from the last warm-up calls and use only as many
+    distinct inputs as the budget can time twice each (and at least one more round than
+    inputs), so that every input is repeated and the repeat spread can be measured.
     """
     names = list(calls)
+    round_est = 0.0
     for name in names:
         for i in range(warmup):
+            t0 = time.perf_counter()
             calls[name](i % n_inputs)
+            if i == warmup - 1:
+                round_est += time.perf_counter() - t0 + gap_s
+    if fit_inputs and round_est > 0:
+        n_inputs = max(1, min(n_inputs, int(time_budget_s / round_est) // 2))
+        min_rounds = max(min_rounds, n_inputs + 1)
     results = {name: Timed() for name in names}
     start = time.perf_counter()
     for r in range(max_rounds):

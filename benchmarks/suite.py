@@ -177,8 +177,8 @@ def latency_section(contenders: list[Contender], pool: Sequence[str], shared: Sh
             calls = {c.name: (lambda i, c=c: c.predict_texts(batches[i])) for c in contenders}
         max_rounds = max(3 * n_inputs, 160 // bs)
         timed = harness.run_interleaved(
-            calls, n_inputs, warmup=2 if bs <= 8 else 1, min_rounds=n_inputs + 1, max_rounds=max_rounds,
-            time_budget_s=per_cell, gap_s=cfg.gap_s)
+            calls, n_inputs, warmup=2 if bs <= 8 else 1, min_rounds=3, max_rounds=max_rounds,
+            time_budget_s=per_cell, gap_s=cfg.gap_s, fit_inputs=True)
         ref = timed.get(reference)
         for c in contenders:
             t = timed[c.name]
@@ -378,7 +378,9 @@ def run_classifier_bench(cfg: BenchConfig) -> dict[str, Any]:
     checks["tokenization_identical"] = tokenization_check(contenders, shared, textset.texts[:500])
 
     roof = None
-    if cfg.roofline:
+    if cfg.roofline and cfg.device != "cpu":
+        warnings_out.append("roofline skipped: it measures CPU GEMMs, the contenders run on " + cfg.device)
+    elif cfg.roofline:
         from onnxpress.benchmarks.roofline import bert_gemm_shapes, measure_roof
 
         log("roofline: measuring GEMM throughput")

@@ -113,3 +113,17 @@ def test_roofline_gemm_and_model_ops():
     assert roofline.encoder_config({"hidden_size": 8, "num_hidden_layers": 2, "intermediate_size": 16}) == {
         "hidden": 8, "layers": 2, "intermediate": 16}
     assert roofline.encoder_config({"d_model": 8}) is None
+
+
+def test_fit_inputs_keeps_repeats_within_budget():
+    calls = {"a": lambda i: time.sleep(0.02), "b": lambda i: time.sleep(0.02)}
+    # a round costs ~40 ms; 0.2 s affords ~5 rounds -> 2 distinct inputs, each timed at least twice
+    res = harness.run_interleaved(calls, n_inputs=32, warmup=1, min_rounds=3, max_rounds=100, time_budget_s=0.2,
+                                  gap_s=0.0, fit_inputs=True)
+    keys = res["a"].keys
+    assert set(keys) <= {0, 1, 2} and len(keys) >= 3
+    assert harness.repeat_spread(res["a"].seconds, keys) is not None
+    # without fitting, the first inputs of 32 are never repeated in that budget
+    res = harness.run_interleaved(calls, n_inputs=32, warmup=1, min_rounds=3, max_rounds=100, time_budget_s=0.2,
+                                  gap_s=0.0)
+    assert harness.repeat_spread(res["a"].seconds, res["a"].keys) is None
