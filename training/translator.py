@@ -19,7 +19,7 @@ import platform
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -69,7 +69,7 @@ class TrainSettings:
     threads: int | None = None
     seed: int = 0
     progress: bool = True
-    command: str = field(default_factory=lambda: " ".join(sys.argv))
+    command: str = ""  # the command line that produced the run, recorded in training.json
 
 
 PRESETS: dict[str, dict] = {
@@ -230,13 +230,16 @@ def train_translator(s: TrainSettings) -> dict:
     optimizer = torch.optim.Adam(model.parameters(), lr=s.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=s.lr_decay, patience=0)
     history: list[dict] = []
+    commands: list[str] = []
     best_val, bad_epochs, start_epoch, train_seconds, stopped_by = math.inf, 0, 0, 0.0, None
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         history, best_val, bad_epochs = state["history"], state["best_val"], state["bad_epochs"]
-        start_epoch, train_seconds, stopped_by = state["epoch"], state["train_seconds"], state.get("stopped_by")
+        commands = state.get("commands", [])
+        start_epoch, train_seconds = state["epoch"], state["train_seconds"]
+        # stopping reasons are re-checked against this call's settings (a larger budget or more epochs continue)
 
     train_pairs = _encode_pairs(src_tok, tgt_tok, train, cfg, s.max_train_len)
     val_pairs = _encode_pairs(src_tok, tgt_tok, val, cfg, None)
@@ -246,11 +249,15 @@ def train_translator(s: TrainSettings) -> dict:
         f"{torch.get_num_threads()} threads"
     )
 
+    commands = commands + [s.command]
     budget = s.max_minutes * 60 if s.max_minutes else math.inf
     epoch = start_epoch
     while stopped_by is None and epoch < s.epochs:
         if train_seconds >= budget:
             stopped_by = "time budget"
+            break
+        if bad_epochs >= s.patience:
+            stopped_by = f"early stopping (no val improvement in {s.patience} epochs)"
             break
         rng = random.Random(s.seed * 1000 + epoch)
         batches = make_batches(train_pairs, s.batch_size, rng)
@@ -304,10 +311,13 @@ def train_translator(s: TrainSettings) -> dict:
         )
         if stopped_by is None and bad_epochs >= s.patience:
             stopped_by = f"early stopping (no val improvement in {s.patience} epochs)"
+        elif stopped_by is None and epoch >= s.epochs:
+            stopped_by = f"{s.epochs} epochs"
         torch.save(
             {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
              "epoch": epoch, "history": history, "best_val": best_val, "bad_epochs": bad_epochs,
-             "train_seconds": train_seconds, "stopped_by": stopped_by, "src": s.src, "tgt": s.tgt},
+             "train_seconds": train_seconds, "stopped_by": stopped_by, "src": s.src, "tgt": s.tgt,
+             "commands": commands},
             out / (CHECKPOINT + ".tmp"),
         )
         os.replace(out / (CHECKPOINT + ".tmp"), out / CHECKPOINT)
@@ -325,6 +335,7 @@ def train_translator(s: TrainSettings) -> dict:
         machine={"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
                  "torch": torch.__version__},
         command=s.command,
+        commands=commands,  # every invocation that trained this run (first one, then resumes)
     )
     (out / METRICS).write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
     return metrics

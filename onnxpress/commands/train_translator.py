@@ -62,7 +62,19 @@ def settings_from_args(args: argparse.Namespace):
     values.update(out=args.out, data=args.data, src=args.src, tgt=args.tgt, progress=not args.no_progress)
     if args.eval_split:
         values["eval_split"] = args.eval_split
+    values["command"] = command_line(args)
     return TrainSettings(**values)
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The equivalent `onnxpress train translator ...` invocation, for training.json."""
+    parts = ["onnxpress", "train", "translator"]
+    for name in ("data", "src", "tgt", "out", "preset", "eval_split", *_MODEL_OPTIONS):
+        value = getattr(args, name, None)
+        if value is not None:
+            parts += ["--" + name.replace("_", "-"), str(value)]
+    parts += [flag for flag, on in (("--resume", args.resume), ("--no-progress", args.no_progress)) if on]
+    return " ".join(parts)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -49,6 +49,8 @@ def test_train_resume_evaluate_and_plot(mt_dir: Path, tmp_path: Path, capsys):
     assert _train(mt_dir, out, "--epochs", "2", "--resume") == 0
     metrics = json.loads((out / "training.json").read_text())
     assert [h["epoch"] for h in metrics["history"]] == [1, 2]
+    assert len(metrics["commands"]) == 2 and metrics["commands"][1].endswith("--resume --no-progress")
+    assert metrics["command"].startswith("onnxpress train translator --data ")
 
     model, (src_tok, tgt_tok), cfg = load_translator(out)
     assert not model.training and cfg.src_vocab_size == src_tok.get_vocab_size()
