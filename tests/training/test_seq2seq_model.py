@@ -147,3 +147,17 @@ def test_encode_and_decode_step_export_to_onnx_and_match(tiny_model):
                                "mask": mask2.numpy()})
     for r, g in zip(ref_step, got_step):
         np.testing.assert_allclose(g, r.detach().numpy(), atol=1e-5)
+
+
+def test_teacher_forcing_zero_feeds_own_predictions_like_greedy(tiny_model):
+    src, mask = random_batch([7, 5])
+    tgt_in = torch.full((2, 6), tiny_model.cfg.bos_id)
+    tgt_in[:, 1:] = torch.randint(4, 40, (2, 5))  # gold tokens that must be ignored
+    logits, _ = tiny_model(src, mask, tgt_in, teacher_forcing=0.0)
+    greedy = greedy_decode(tiny_model, src, mask, max_len=6)
+    assert max(len(h.tokens) for h in greedy) >= 3  # the comparison below is not vacuous
+    for row, hyp in zip(logits.argmax(-1).tolist(), greedy):
+        n = len(hyp.tokens)
+        assert row[:n] == hyp.tokens
+    mixed, _ = tiny_model(src, mask, tgt_in, teacher_forcing=0.5)
+    assert mixed.shape == logits.shape
