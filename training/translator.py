@@ -265,7 +265,7 @@ def train_translator(s: TrainSettings) -> dict:
         epoch_start = time.time()
         nll_total, tok_total, loss_ema = 0.0, 0, None
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{s.epochs}", unit="batch", disable=not s.progress,
-                   mininterval=1.0 if sys.stderr.isatty() else 30.0)
+                   mininterval=1.0 if sys.stderr.isatty() else 30.0, miniters=1)
         for idx in bar:
             src, mask, tgt = collate(train_pairs, idx, cfg)
             logits, _ = model(src, mask, tgt[:, :-1], teacher_forcing=s.teacher_forcing)
