@@ -175,3 +175,16 @@ def test_long_lists_are_planned_in_slices(fp32, texts, monkeypatch):
     sliced = fp32.classify(texts)
     np.testing.assert_allclose(sliced.probs, expected, atol=1e-6)
     assert sliced.truncated.shape == (len(texts),)
+
+
+def test_session_options_are_deliberate(artifact_dir):
+    clf = Classifier.load(artifact_dir, threads=2, session_config={"session.intra_op.allow_spinning": "0"},
+                          accelerators=NO_GPU)
+    so = clf.engine.session.get_session_options()
+    assert (so.intra_op_num_threads, so.inter_op_num_threads) == (2, 1)
+    assert not so.enable_mem_pattern and so.enable_cpu_mem_arena
+    assert so.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    info = clf.describe()
+    assert info["providers"] == ["CPUExecutionProvider"] and info["max_batch_tokens"] == 1024
+    with pytest.raises(UserError, match="threads must be >= 1"):
+        Classifier.load(artifact_dir, threads=0, accelerators=NO_GPU)
