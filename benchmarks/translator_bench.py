@@ -60,6 +60,7 @@ def run_translator_bench(checkpoint: str, artifact: str, *, data_dir: str | None
     torch.set_num_threads(threads)
     loaded = load_checkpoint(checkpoint)
     src_lang, tgt_lang = languages(loaded.meta)
+    src_lang, tgt_lang = src_lang or "de", tgt_lang or "en"
     corpus = read_parallel(resolve_data_dir(data_dir), split, src_lang, tgt_lang)
     sources, refs = corpus.source[:limit] if limit else corpus.source, corpus.target[:limit] if limit else corpus.target
     contenders: dict[str, Callable[[list[str], int], list[str]]] = {"pytorch": _pytorch_contender(loaded, batch_size)}

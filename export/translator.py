@@ -58,6 +58,8 @@ class ExportOptions:
     opset: int = 17
     per_channel: bool = True
     batch_size: int = 64
+    src_lang: str | None = None  # default: the checkpoint's training.json
+    tgt_lang: str | None = None
     overwrite: bool = False
     progress: bool = True
 
@@ -319,8 +321,12 @@ def export_translator(checkpoint: str | Path, out: str | Path, options: ExportOp
     options = options or ExportOptions()
     loaded = load_checkpoint(checkpoint)
     src_lang, tgt_lang = languages(loaded.meta)
+    src_lang, tgt_lang = options.src_lang or src_lang, options.tgt_lang or tgt_lang
     if not src_lang or not tgt_lang:
-        raise UserError(f"{checkpoint}/training.json does not name the source/target languages")
+        raise UserError(f"{checkpoint}/training.json does not name the languages (still training?): "
+                        f"pass --src and --tgt")
+    loaded.meta.setdefault("src", src_lang)
+    loaded.meta.setdefault("tgt", tgt_lang)
     corpus = read_parallel(resolve_data_dir(options.data_dir), options.split, src_lang, tgt_lang)
     sources, references = corpus.source, corpus.target
     if options.limit:

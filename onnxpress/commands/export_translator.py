@@ -25,6 +25,8 @@ def register(subparsers) -> None:
     p.add_argument("--data", default=None, help="Multi30k dir (or a data root holding translation/multi30k); "
                    "default: $ONNXPRESS_DATA, ../shared/data, ./data")
     p.add_argument("--split", default="test_2016_flickr", help="split to validate on")
+    p.add_argument("--src", default=None, help="source language code (default: from training.json)")
+    p.add_argument("--tgt", default=None, help="target language code (default: from training.json)")
     p.add_argument("--eval-rows", type=int, default=None, help="validate on the first N sentences only")
     p.add_argument("--beam", type=int, default=4, help="beam size for BLEU (also the artifact's default)")
     p.add_argument("--length-penalty", type=float, default=1.0,
@@ -65,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
         variants=variants, max_bleu_drop=args.max_bleu_drop, min_greedy_parity=args.min_parity,
         data_dir=args.data, split=args.split, limit=args.eval_rows, eval_beam=args.beam,
         length_penalty=args.length_penalty, threads=args.threads, opset=args.opset, per_channel=args.per_channel,
-        batch_size=args.batch_size, overwrite=args.force, progress=args.progress,
+        batch_size=args.batch_size, src_lang=args.src, tgt_lang=args.tgt, overwrite=args.force,
+        progress=args.progress,
     )
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
     manifest, report = export_translator(args.checkpoint, args.out, options, log=log)
