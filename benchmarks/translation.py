@@ -63,14 +63,14 @@ def run_translation_bench(cfg: Any) -> dict[str, Any]:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    from onnxpress.benchmarks.report import machine_line
+    from onnxpress.benchmarks.report import _loads, machine_line
     from onnxpress.benchmarks.translator_bench import table
 
     env = results["environment"]
     lines = [f"# onnxpress bench (translation): {Path(results['artifact']).name}", "",
              f"- Date: {env.get('date_utc')}; machine: {machine_line(env)}",
              f"- Threads: {results['config']['threads']} for every contender (asserted equal); load average "
-             f"at start {env.get('load_average_start')}, at end {env.get('load_average_end')}",
+             f"at start {_loads(env.get('load_average_start'))}, at end {_loads(env.get('load_average_end'))}",
              "- Versions: " + ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items()),
              f"- Run took {results['duration_s'] / 60:.1f} min.", "", table(results["translation"]), ""]
     lines += [f"- WARNING: {w}" for w in results["warnings"]]
