@@ -125,8 +125,6 @@ def quantize_int8_static(
     extra: dict[str, Any] = {"ActivationSymmetric": act == QuantType.QInt8, "WeightSymmetric": True}
     if key == "percentile":
         extra["CalibPercentile"] = percentile
-    if num_bins and key in ("percentile", "entropy"):
-        extra["CalibNumBins"] = num_bins
     with tempfile.TemporaryDirectory(prefix="onnxpress-q-") as tmp:
         model = src
         if preprocess:
@@ -135,11 +133,19 @@ def quantize_int8_static(
             # the symbolic pass gives up on BERT's mask arithmetic ("Incomplete symbolic...").
             shape_preprocess(src, model, optimize=True, symbolic=False)
         calibration.rewind()
+        cache = None
+        if key == "entropy":
+            # quantize_static cannot pass num_bins, and its Entropy default (128 bins for 128
+            # quantized bins) leaves one candidate threshold: the min/max range, i.e. MinMax again.
+            # 512 bins: TensorRT's 2048 made the KL search take minutes per model on 2 cores.
+            cache = Path(tmp) / "ranges.json"
+            _calibrate_entropy(model, calibration, op_types, cache, num_bins or 512)
         with contextlib.redirect_stdout(sys.stderr):  # the histogram calibrators print progress
             quantize_static(
                 str(model),
                 str(dst),
-                calibration,
+                None if cache else calibration,
+                calibration_cache_path=cache,
                 quant_format=QuantFormat.QDQ,
                 op_types_to_quantize=list(op_types),
                 per_channel=per_channel,
@@ -165,7 +171,26 @@ def quantize_int8_static(
     }
     if key == "percentile":
         record["percentile"] = percentile
+    if key == "entropy":
+        record["histogram_bins"] = num_bins or 512
+        record["quantized_bins"] = 128
     return record
+
+
+def _calibrate_entropy(
+    model: str | Path, reader: CalibrationDataReader, op_types: Sequence[str], cache: Path, num_bins: int
+) -> None:
+    from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
+
+    with tempfile.TemporaryDirectory(prefix="onnxpress-calib-") as tmp, contextlib.redirect_stdout(sys.stderr):
+        calibrator = create_calibrator(
+            str(model), list(op_types), augmented_model_path=str(Path(tmp) / "augmented.onnx"),
+            calibrate_method=CalibrationMethod.Entropy,
+            extra_options={"num_bins": num_bins, "num_quantized_bins": 128, "symmetric": False},
+        )
+        calibrator.collect_data(reader)
+        save_tensors_data(calibrator.compute_data(), cache)
+        del calibrator  # holds an InferenceSession on the temp augmented model
 
 
 def convert_fp16(
