@@ -127,3 +127,16 @@ def test_fit_inputs_keeps_repeats_within_budget():
     res = harness.run_interleaved(calls, n_inputs=32, warmup=1, min_rounds=3, max_rounds=100, time_budget_s=0.2,
                                   gap_s=0.0)
     assert harness.repeat_spread(res["a"].seconds, res["a"].keys) is None
+
+
+def test_synthetic_texts_have_the_requested_length(tiny_artifact):
+    from onnxpress.benchmarks.texts import SharedTokenizer, sample_batches, synthetic_texts
+
+    tok = tiny_artifact / "tokenizer.json"
+    texts = synthetic_texts(tok, 24, 10, seed=3)
+    shared = SharedTokenizer(tok, 32, ["input_ids", "attention_mask", "token_type_ids"])
+    assert list(shared.lengths(texts)) == [24] * 10
+    batch = shared.batch(texts[:4])
+    assert batch.feeds["input_ids"].shape == (4, 24) and batch.real_tokens == 96
+    batches = sample_batches(texts, 4, 5, seed=0)
+    assert len(batches) == 5 and all(len(b) == 4 for b in batches)
