@@ -61,6 +61,7 @@ class ExportOptions:
     static_activations: str = "int8"  # int8 (symmetric, TensorRT-ready) or uint8 (asymmetric, CPU only)
     calibration_batch: int = 8
     remedies: bool = True
+    screen_rows: int | None = 1000  # remedies are first tried on this many rows (None: always full eval)
     force: bool = False
     threads: int | None = None
     max_batch: int = 64
@@ -219,19 +220,22 @@ class _Exporter:
         attempt.metrics = compare(reference, logits, labels)
         attempt.metrics["eval_seconds"] = round(time.perf_counter() - started, 2)
 
-    def judge(self, attempt: Attempt, reference_accuracy: float) -> None:
+    def judge(self, attempt: Attempt, reference_accuracy: float, screened: bool = False) -> None:
         attempt.passed, attempt.reason = gate(
             attempt.metrics, reference_accuracy, self.opt.max_accuracy_drop, self.opt.min_agreement
         )
         m = attempt.metrics
+        screen_note = f" [screen: {m['rows']} rows]" if screened else ""
         self.log(
             f"  {attempt.variant} [{attempt.name}]: accuracy {m['accuracy'] * 100:.2f}% "
             f"(drop {m['accuracy_drop_points']:+.2f} pts), agreement {m['argmax_agreement'] * 100:.2f}%, "
-            f"max |dlogit| {m['max_abs_diff']:.2e} -> {'ok' if attempt.passed else 'REJECTED: ' + attempt.reason}"
+            f"max |dlogit| {m['max_abs_diff']:.2e}{screen_note} "
+            f"-> {'ok' if attempt.passed else 'REJECTED: ' + attempt.reason}"
         )
+        status = "ok" if attempt.passed else "rejected"
         self.rows.append(
             {"variant": attempt.variant, "attempt": attempt.name, "size": attempt.path.stat().st_size,
-             **m, "status": "ok" if attempt.passed else "rejected"}
+             **m, "status": f"{status} (screen {m['rows']} rows)" if screened else status}
         )
 
 
@@ -348,6 +352,11 @@ def _run(
     common_method = {"export": export_method, "fusion": fusion, "onnxruntime": onnxruntime.__version__}
 
     # 5. variants, each with its remedy ladder
+    screen = None
+    if opt.screen_rows and len(ids) > 2 * opt.screen_rows:
+        rows_s = np.sort(np.random.default_rng(0).choice(len(ids), opt.screen_rows, replace=False))
+        screen = (rows_s, make_batches([ids[i] for i in rows_s], input_names, info.pad_token_id, opt.max_batch,
+                                       opt.max_tokens))
     built: dict[str, Variant] = {}
     for variant in variants:
         attempts = _attempts(variant, ex, fused, raw, calibration_texts, tokenizer, input_names, num_layers)
@@ -365,9 +374,18 @@ def _run(
                 ex.rows.append({"variant": variant, "attempt": attempt.name, "status": "failed"})
                 tried.append(attempt)
                 continue
+            tried.append(attempt)
+            if len(tried) > 1 and screen is not None:
+                # A remedy is screened on a sample first; only one that passes there costs a full evaluation.
+                rows_s, batches_s = screen
+                ex.evaluate(attempt, batches_s, reference[rows_s], labels[rows_s])
+                ex.judge(attempt, float((reference[rows_s].argmax(1) == labels[rows_s]).mean()), screened=True)
+                if not attempt.passed:
+                    attempt.reason = f"{attempt.reason} (screened on {len(rows_s)} rows)"
+                    continue
+                ex.rows.pop()
             ex.evaluate(attempt, batches, reference, labels)
             ex.judge(attempt, reference_accuracy)
-            tried.append(attempt)
             if variant == "fp32" and attempt.metrics["max_abs_diff"] > opt.fp32_tolerance:
                 raise UserError(
                     f"parity check failed: fp32 differs from PyTorch by {attempt.metrics['max_abs_diff']:.3g} "

@@ -36,6 +36,9 @@ def register(subparsers) -> None:
                    help="int8-static activation type: int8 (symmetric; CPU and TensorRT) or uint8 "
                         "(asymmetric; more accurate on CPU, CPU only). uint8 is also tried as a remedy")
     p.add_argument("--calibration-size", type=int, default=128, help="int8-static: training texts to calibrate on")
+    p.add_argument("--screen-rows", type=int, default=1000,
+                   help="try each remedy on this many rows first; only one passing there gets the full "
+                        "evaluation (0: evaluate every attempt in full)")
     p.add_argument("--no-remedies", dest="remedies", action="store_false",
                    help="reject a failing variant at once instead of trying the remedy ladder")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
@@ -87,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         variants=variants, opset=args.opset, max_accuracy_drop=args.max_accuracy_drop,
         min_agreement=args.min_agreement, calibration_method=args.calibration_method,
         static_activations=args.static_activations, remedies=args.remedies,
+        screen_rows=args.screen_rows or None,
         force=args.force, threads=args.threads, progress=args.progress,
     )
     data = {"dataset": "ag_news/test", "source": test.source, "sha256": test.sha256,

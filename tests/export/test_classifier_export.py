@@ -133,11 +133,14 @@ def test_broken_static_calibration_is_rejected(tiny_checkpoint, eval_data, tmp_p
 def test_remedy_ladder_is_tried_and_recorded(tiny_checkpoint, eval_data, tmp_path):
     out = tmp_path / "art"
     export_classifier(tiny_checkpoint, out, eval_texts=eval_data[0], eval_labels=eval_data[1],
-                      calibration_texts=["the", "a day"], options=options(variants=["int8-static"]))
+                      calibration_texts=["the", "a day"], options=options(variants=["int8-static"], screen_rows=100))
     static = Artifact.open(out).manifest.variants["int8-static"]
     attempts = static.method["attempts"]
     assert attempts[0]["attempt"] == "minmax" and not attempts[0]["passed"]
+    assert attempts[0]["metrics"]["rows"] == len(eval_data[0])  # the first attempt: full evaluation
     assert [a["attempt"] for a in attempts[:3]] == ["minmax", "percentile", "entropy"]
+    for a in attempts[1:]:  # remedies: screened on 100 rows, full evaluation only if they pass there
+        assert a["metrics"]["rows"] == (len(eval_data[0]) if a["passed"] else 100)
     if static.servable:  # a later remedy passed: it is the one recorded and written
         assert attempts[-1]["passed"] and static.method["attempt"] == attempts[-1]["attempt"]
         assert static.method["quantization"]["quantized_weight_nodes"] > 0
