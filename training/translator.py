@@ -232,6 +232,7 @@ def train_translator(s: TrainSettings) -> dict:
     history: list[dict] = []
     commands: list[str] = []
     best_val, bad_epochs, start_epoch, train_seconds, stopped_by = math.inf, 0, 0, 0.0, None
+    train_cpu_seconds = 0.0
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -239,6 +240,7 @@ def train_translator(s: TrainSettings) -> dict:
         history, best_val, bad_epochs = state["history"], state["best_val"], state["bad_epochs"]
         commands = state.get("commands", [])
         start_epoch, train_seconds = state["epoch"], state["train_seconds"]
+        train_cpu_seconds = state.get("train_cpu_seconds", 0.0)
         # stopping reasons are re-checked against this call's settings (a larger budget or more epochs continue)
 
     train_pairs = _encode_pairs(src_tok, tgt_tok, train, cfg, s.max_train_len)
@@ -262,7 +264,7 @@ def train_translator(s: TrainSettings) -> dict:
         rng = random.Random(s.seed * 1000 + epoch)
         batches = make_batches(train_pairs, s.batch_size, rng)
         model.train()
-        epoch_start = time.time()
+        epoch_start, epoch_cpu = time.time(), time.process_time()
         nll_total, tok_total, loss_ema = 0.0, 0, None
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{s.epochs}", unit="batch", disable=not s.progress,
                    mininterval=1.0 if sys.stderr.isatty() else 30.0, miniters=1)
@@ -285,6 +287,8 @@ def train_translator(s: TrainSettings) -> dict:
         bar.close()
         seconds = time.time() - epoch_start
         train_seconds += seconds
+        cpu_seconds = time.process_time() - epoch_cpu
+        train_cpu_seconds += cpu_seconds
         val_loss = evaluate_loss(model, val_pairs, 2 * s.batch_size)
         epoch += 1
         improved = val_loss < best_val
@@ -300,6 +304,7 @@ def train_translator(s: TrainSettings) -> dict:
             "val_ppl": round(math.exp(val_loss), 3),
             "lr": optimizer.param_groups[0]["lr"],
             "seconds": round(seconds, 1),
+            "cpu_seconds": round(cpu_seconds, 1),  # differs from seconds on a shared machine
             "target_tokens_per_s": round(tok_total / max(seconds, 1e-9), 1),
             "complete": stopped_by is None,
         }
@@ -316,7 +321,7 @@ def train_translator(s: TrainSettings) -> dict:
         torch.save(
             {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
              "epoch": epoch, "history": history, "best_val": best_val, "bad_epochs": bad_epochs,
-             "train_seconds": train_seconds, "stopped_by": stopped_by, "src": s.src, "tgt": s.tgt,
+             "train_seconds": train_seconds, "train_cpu_seconds": train_cpu_seconds, "stopped_by": stopped_by, "src": s.src, "tgt": s.tgt,
              "commands": commands},
             out / (CHECKPOINT + ".tmp"),
         )
@@ -331,6 +336,7 @@ def train_translator(s: TrainSettings) -> dict:
         settings=asdict(s), model=cfg.to_dict(), parameters=count_parameters(model), history=history,
         best_epoch=min(history, key=lambda r: r["val_loss"])["epoch"] if history else None,
         stopped_by=stopped_by, train_seconds=round(train_seconds, 1), train_minutes=round(train_seconds / 60, 2),
+        train_cpu_seconds=round(train_cpu_seconds, 1),
         train_pairs=len(train_pairs), data_dir=str(data_dir), src=s.src, tgt=s.tgt,
         machine={"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
                  "torch": torch.__version__},
