@@ -241,6 +241,8 @@ def train_translator(s: TrainSettings) -> dict:
         commands = state.get("commands", [])
         start_epoch, train_seconds = state["epoch"], state["train_seconds"]
         train_cpu_seconds = state.get("train_cpu_seconds", 0.0)
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"])  # dropout continues as if never interrupted
         # stopping reasons are re-checked against this call's settings (a larger budget or more epochs continue)
 
     train_pairs = _encode_pairs(src_tok, tgt_tok, train, cfg, s.max_train_len)
@@ -322,7 +324,7 @@ def train_translator(s: TrainSettings) -> dict:
             {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
              "epoch": epoch, "history": history, "best_val": best_val, "bad_epochs": bad_epochs,
              "train_seconds": train_seconds, "train_cpu_seconds": train_cpu_seconds, "stopped_by": stopped_by, "src": s.src, "tgt": s.tgt,
-             "commands": commands},
+             "commands": commands, "torch_rng": torch.get_rng_state()},
             out / (CHECKPOINT + ".tmp"),
         )
         os.replace(out / (CHECKPOINT + ".tmp"), out / CHECKPOINT)
