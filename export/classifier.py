@@ -292,6 +292,7 @@ def _run(
     calibration_texts: Sequence[str],
     data_description: dict[str, Any],
 ) -> Manifest:
+    import onnxruntime
     import torch
     from tokenizers import Tokenizer
 
@@ -347,8 +348,6 @@ def _run(
                 f"parity check failed: the {name} graph differs from PyTorch by {parity['max_abs_diff']:.3g} "
                 f"(> {opt.fp32_tolerance:g}) on {parity['rows']} texts; nothing was written"
             )
-    import onnxruntime
-
     common_method = {"export": export_method, "fusion": fusion, "onnxruntime": onnxruntime.__version__}
 
     # 5. variants, each with its remedy ladder
