@@ -15,6 +15,8 @@ import numpy as np
 
 from onnxpress.errors import UserError
 
+ENCODE_SLICE = 512
+
 
 def check_texts(texts: Sequence[object]) -> list[str]:
     """The texts as a list, or `TypeError` naming the first item that is not a str."""
@@ -129,8 +131,20 @@ class TextTokenizer:
         self._tok.enable_truncation(self.max_length)
 
     def encode(self, texts: Sequence[str], with_type_ids: bool = True) -> Encoded:
-        """Encode a batch (texts must already be validated str)."""
-        encodings = self._tok.encode_batch(list(texts), add_special_tokens=True)
+        """Encode a batch (texts must already be validated str).
+
+        Works in slices of ENCODE_SLICE texts: a `tokenizers.Encoding` carries tokens, offsets
+        and masks (kilobytes each), so holding all of them at once would dominate peak memory;
+        only the flat id arrays are kept.
+        """
+        texts = list(texts)
+        if len(texts) > ENCODE_SLICE:
+            return Encoded.concat([self._encode(texts[i : i + ENCODE_SLICE], with_type_ids)
+                                   for i in range(0, len(texts), ENCODE_SLICE)])
+        return self._encode(texts, with_type_ids)
+
+    def _encode(self, texts: list[str], with_type_ids: bool) -> Encoded:
+        encodings = self._tok.encode_batch(texts, add_special_tokens=True)
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
         offsets = np.zeros(len(encodings) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])

@@ -188,3 +188,13 @@ def test_session_options_are_deliberate(artifact_dir):
     assert info["providers"] == ["CPUExecutionProvider"] and info["max_batch_tokens"] == 1024
     with pytest.raises(UserError, match="threads must be >= 1"):
         Classifier.load(artifact_dir, threads=0, accelerators=NO_GPU)
+
+
+def test_encoding_in_slices_is_identical(fp32, texts, monkeypatch):
+    import onnxpress.runtime.tokenize as tok
+
+    whole = fp32.encode(texts)
+    monkeypatch.setattr(tok, "ENCODE_SLICE", 7)
+    sliced = fp32.encode(texts)
+    for field in ("ids", "type_ids", "offsets", "truncated"):
+        np.testing.assert_array_equal(getattr(sliced, field), getattr(whole, field))
