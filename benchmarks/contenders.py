@@ -20,7 +20,6 @@ must not import torch, or their cold start and RSS would be the torch ones.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -450,7 +449,3 @@ def from_spec(spec: dict[str, Any]) -> Contender:
         return OptimumORT(spec["checkpoint"], spec["max_length"], spec["cache_dir"], spec["quantize"],
                           spec.get("artifact"))
     raise ValueError(f"unknown contender kind {kind!r}")
-
-
-def spec_json(contender: Contender) -> str:
-    return json.dumps(contender.spec, sort_keys=True)

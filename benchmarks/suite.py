@@ -313,8 +313,8 @@ def run_classifier_bench(cfg: BenchConfig) -> dict[str, Any]:
     artifact = Artifact.open(cfg.artifact)
     manifest = artifact.manifest
     if manifest.task != "text-classification":
-        raise UserError(f"{cfg.artifact} is a {manifest.task} artifact; this benchmark runs text-classification "
-                        "(translator benchmarks need onnxpress.runtime.Translator)")
+        raise UserError(f"{cfg.artifact} is a {manifest.task} artifact; run_classifier_bench needs "
+                        "text-classification (`onnxpress bench` sends translation artifacts to translation.py)")
     bad = [b for b in cfg.batch_sizes if b < 1]
     if bad or not cfg.batch_sizes:
         raise UserError(f"batch sizes must be positive integers (got {cfg.batch_sizes})")
