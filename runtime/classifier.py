@@ -136,7 +136,7 @@ class Classifier:
             max_batch_size=max_batch_size or (GPU_MAX_BATCH_SIZE if gpu else DEFAULT_MAX_BATCH_SIZE),
             pad_to_multiple=GRAPH_SEQ_MULTIPLE if cuda_graphs else 1,
         )
-        trt_cache = str(artifact.root / ".trt_cache") if device == "tensorrt" else None
+        trt_cache = _trt_cache_dir(manifest.files[spec.files["model"]]["sha256"]) if device == "tensorrt" else None
         engine = Engine(model_path, EngineConfig(
             device=device, threads=threads, io_binding=io_binding, cuda_graphs=cuda_graphs,
             mem_arena=mem_arena, fp16=spec.precision == "fp16", trt_cache_dir=trt_cache,
@@ -210,6 +210,14 @@ class Classifier:
 
     def __repr__(self) -> str:
         return f"Classifier({str(self.artifact.root)!r}, variant={self.variant!r}, device={self.device!r})"
+
+
+def _trt_cache_dir(model_sha256: str) -> str:
+    """TensorRT engine cache per model hash, outside the (possibly read-only) artifact."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    path = os.path.join(base, "onnxpress", "tensorrt", model_sha256[:16])
+    os.makedirs(path, exist_ok=True)
+    return path
 
 
 def _n_labels(manifest: Any, engine: Engine) -> int:
