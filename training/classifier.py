@@ -245,8 +245,7 @@ def prepare_out_dir(out: Path, recipe: dict, overwrite: bool) -> str:
             found = (state, old)
             break
     if overwrite:
-        for name in (CHECKPOINT_DIR,):
-            shutil.rmtree(out / name, ignore_errors=True)
+        shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
         result.unlink(missing_ok=True)
         return "fresh"
     if found is None:
@@ -289,7 +288,7 @@ def load_checkpoint(out: Path) -> dict:
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     decay, no_decay = [], []
-    for name, p in model.named_parameters():
+    for p in model.parameters():
         if p.requires_grad:
             (no_decay if p.ndim < 2 else decay).append(p)  # biases and LayerNorm weights
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
