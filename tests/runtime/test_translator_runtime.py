@@ -180,3 +180,13 @@ def test_runtime_import_is_torch_free(toy):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip()
+
+
+def test_concurrent_translate_calls_agree(fp32):
+    from concurrent.futures import ThreadPoolExecutor
+
+    expected = [t.token_ids for t in fp32.translate(SOURCES, beam_size=3)]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda i: fp32.translate(SOURCES[i:] + SOURCES[:i], beam_size=3), range(6)))
+    for i, out in enumerate(results):
+        assert [t.token_ids for t in out] == expected[i:] + expected[:i]
