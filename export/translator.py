@@ -134,12 +134,17 @@ def _versions() -> dict[str, str]:
             "onnx": onnx.__version__, "torch": torch.__version__}
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and any(out.iterdir()):
+def _check_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
         if not overwrite:
-            raise UserError(f"{out} exists and is not empty (pass --overwrite to replace it)")
+            raise UserError(f"{out} exists and is not empty (pass --force to replace it)")
         if not (out / "manifest.json").is_file():
             raise UserError(f"{out} is not an onnxpress artifact; refusing to overwrite it")
+
+
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    _check_out(out, overwrite)
+    if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -331,10 +336,20 @@ def export_translator(checkpoint: str | Path, out: str | Path, options: ExportOp
     sources, references = corpus.source, corpus.target
     if options.limit:
         sources, references = sources[: options.limit], references[: options.limit]
-    manifest = build_artifact(loaded, out, options)
+    # Built and validated in a sibling folder, moved into place only when complete: an
+    # interrupted export never leaves a manifest whose variants were not validated.
+    out = Path(out)
+    _check_out(out, options.overwrite)
+    partial = out.with_name(f".{out.name}.partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    manifest = build_artifact(loaded, partial, options)
     if "int8" in manifest.variants:
-        add_coverage(out, manifest, sources, references)
-    report = validate(out, loaded, manifest, options, sources, references, log=log)
+        add_coverage(partial, manifest, sources, references)
+    report = validate(partial, loaded, manifest, options, sources, references, log=log)
+    if out.exists():
+        shutil.rmtree(out)
+    partial.rename(out)
     return manifest, report
 
 

@@ -179,3 +179,31 @@ def test_cli_errors(exported, tmp_path):
     assert out.returncode == 2 and b"not found" in out.stderr
     out = _cli("export", "translator", str(tmp_path), "--out", str(tmp_path / "a"), "--variants", "int4")
     assert out.returncode == 2 and b"int4" in out.stderr
+
+
+def test_export_cli_end_to_end(tmp_path):
+    """`onnxpress export translator` on a checkpoint laid out as `train translator` writes it."""
+    from safetensors.torch import save_model
+
+    ckpt = tmp_path / "ckpt"
+    loaded = build_toy_translator(ckpt, steps=30)
+    loaded.config.save(ckpt / "config.json")
+    save_model(loaded.model, str(ckpt / "model.safetensors"))
+    (ckpt / "training.json").write_text(json.dumps({"src": "de", "tgt": "en"}))
+    data = tmp_path / "multi30k"
+    data.mkdir()
+    for split in ("train", "test_2016_flickr"):
+        (data / f"{split}.de").write_text("\n".join(GERMAN) + "\n")
+        (data / f"{split}.en").write_text("\n".join(ENGLISH) + "\n")
+    art = tmp_path / "art"
+    args = ["export", "translator", str(ckpt), "--out", str(art), "--data", str(data), "--variants", "fp32,int8",
+            "--eval-rows", "8", "--beam", "2", "--max-bleu-drop", "100", "--no-progress"]
+    out = _cli(*args)
+    assert out.returncode == 0, out.stderr.decode()
+    summary = json.loads(out.stdout)
+    assert summary["servable"] == ["fp32", "int8"]
+    manifest = json.loads((art / "manifest.json").read_text())
+    assert manifest["variants"]["fp32"]["metrics"]["sentences"] == 8
+    assert not (tmp_path / ".art.partial").exists()
+    again = _cli(*args)
+    assert again.returncode == 2 and b"--force" in again.stderr
