@@ -20,8 +20,10 @@ def register(subparsers) -> None:
                    help="AG News dir (or a data root holding ag_news/); default: $ONNXPRESS_DATA, "
                         "../shared/data, ./data, else the hub when online")
     p.add_argument("--out", default="runs/clf", help="output checkpoint directory")
-    p.add_argument("--pooling", choices=("mean", "cls"), default="mean",
-                   help="classification head: masked mean of token states, or CLS + pooler")
+    # cls is the default because it measured slightly better on the seed recipe
+    # (0.8916 vs 0.8871 test accuracy for mean; one seed each, see training/classifier.py).
+    p.add_argument("--pooling", choices=("cls", "mean"), default="cls",
+                   help="classification head: CLS + pooler (standard), or masked mean of token states")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, default=None, help=f"optimizer steps (default {DEFAULT_STEPS})")
     length.add_argument("--epochs", type=float, default=None, help="passes over the training rows")

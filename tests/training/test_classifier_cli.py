@@ -15,13 +15,13 @@ from onnxpress.cli import main
 def test_cli_trains_evaluates_and_saves(tiny_bert, ag_dir, tmp_path, capsys):
     out = tmp_path / "clf"
     rc = main(["train", "classifier", "--base-model", str(tiny_bert), "--data", str(ag_dir), "--out", str(out),
-               "--steps", "16", "--batch-size", "8", "--lr", "1e-3", "--max-length", "32", "--pooling", "cls",
+               "--steps", "16", "--batch-size", "8", "--lr", "1e-3", "--max-length", "32", "--pooling", "mean",
                "--group-by-length", "--report-every", "4", "--no-progress"])
     assert rc == 0
     stdout = capsys.readouterr().out
     assert "test accuracy" in stdout and "per-class F1: World" in stdout
     result = json.loads((out / "training.json").read_text())
-    assert result["recipe"]["pooling"] == "cls" and result["recipe"]["group_by_length"] is True
+    assert result["recipe"]["pooling"] == "mean" and result["recipe"]["group_by_length"] is True
     assert result["metrics"]["n"] == 32 and len(result["history"]) == 4
     assert json.loads((out / "config.json").read_text())["id2label"]["3"] == "Sci/Tech"
 
