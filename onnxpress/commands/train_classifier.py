@@ -29,11 +29,13 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=8,
                    help="training batch size (default: %(default)s)")
     p.add_argument("--lr", type=float, default=2e-5, help="peak AdamW learning rate (default: %(default)s)")
-    p.add_argument("--warmup", type=float, default=0.06, help="linear warmup, as a fraction of the steps (default: %(default)s)")
+    p.add_argument("--warmup", type=float, default=0.06,
+                   help="linear warmup, as a fraction of the steps (default: %(default)s)")
     p.add_argument("--weight-decay", type=float, default=0.01,
                    help="AdamW weight decay (default: %(default)s)")
     p.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm, 0 = off (default: %(default)s)")
-    p.add_argument("--max-length", type=int, default=128, help="truncate texts to this many tokens (default: %(default)s)")
+    p.add_argument("--max-length", type=int, default=128,
+                   help="truncate texts to this many tokens (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed for the head's init, batch order, dropout")
     p.add_argument("--group-by-length", action="store_true",
                    help="batch texts of similar length together (less padding, faster)")
