@@ -15,7 +15,7 @@ Session options are chosen deliberately (see `session_options`):
   (MiniLM-L6 int8, 2 threads, first 1,000 AG News test texts, fresh process each): peak RSS
   142 MiB with the arena vs 156 MiB without at 1,024 tokens, 172 vs 214 MiB at 2,048 — glibc
   malloc fragments more than the arena does, so turning the arena off does not help here.
-  `mem_arena=False` remains available.
+  `mem_arena=False` remains available; a smaller `max_batch_tokens` is the better lever.
 
 Thread safety: `InferenceSession.run` is thread-safe, so `run()` may be called from many
 threads at once; IO binding objects are not, so a fresh binding is made per call. The

@@ -185,7 +185,7 @@ def test_session_options_are_deliberate(artifact_dir):
     assert not so.enable_mem_pattern and so.enable_cpu_mem_arena
     assert so.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     info = clf.describe()
-    assert info["providers"] == ["CPUExecutionProvider"] and info["max_batch_tokens"] == 1024
+    assert info["providers"] == ["CPUExecutionProvider"] and info["max_batch_tokens"] == 2048
     with pytest.raises(UserError, match="threads must be >= 1"):
         Classifier.load(artifact_dir, threads=0, accelerators=NO_GPU)
 
