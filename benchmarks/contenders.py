@@ -124,9 +124,11 @@ class TorchEager(Contender):
     compile = False
 
     def __init__(self, checkpoint: str | os.PathLike, max_length: int, artifact: str | os.PathLike | None = None,
-                 batch_size: int = SEED_BATCH_SIZE):
+                 batch_size: int = SEED_BATCH_SIZE, key: str | None = None):
         super().__init__()
-        self.checkpoint = Path(checkpoint)
+        self.checkpoint = Path(checkpoint).resolve()
+        # fingerprint at construction: a fresh process (cold start) must load the same weights
+        self.key = key or _checkpoint_key(self.checkpoint)
         self.artifact = Path(artifact) if artifact else None
         self.max_length = int(max_length)
         self.batch_size = batch_size
@@ -138,7 +140,8 @@ class TorchEager(Contender):
     @property
     def spec(self) -> dict[str, Any]:
         return {"kind": "torch-compile" if self.compile else "torch", "checkpoint": str(self.checkpoint),
-                "max_length": self.max_length, "artifact": str(self.artifact) if self.artifact else None}
+                "max_length": self.max_length, "artifact": str(self.artifact) if self.artifact else None,
+                "key": self.key}
 
     def load(self, threads: int) -> None:
         import torch
@@ -148,6 +151,9 @@ class TorchEager(Contender):
         torch.set_num_threads(threads)
         if not (self.checkpoint / "config.json").is_file():
             raise UserError(f"PyTorch contenders need the training checkpoint; {self.checkpoint} has no config.json")
+        if _checkpoint_key(self.checkpoint) != self.key:
+            raise UserError(f"{self.checkpoint} was rewritten after the benchmark started: it is no longer the "
+                            "model the other contenders were measured with")
         self.model = load_classifier(self.checkpoint)
         self.tokenizer = hf_tokenizer(self.checkpoint, self.artifact)
         self._labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
@@ -241,9 +247,10 @@ class OptimumORT(Contender):
 
     def __init__(self, checkpoint: str | os.PathLike, max_length: int, cache_dir: str | os.PathLike,
                  quantize: bool, artifact: str | os.PathLike | None = None,
-                 batch_size: int = PIPELINE_BATCH_SIZE):
+                 batch_size: int = PIPELINE_BATCH_SIZE, key: str | None = None):
         super().__init__()
-        self.checkpoint = Path(checkpoint)
+        self.checkpoint = Path(checkpoint).resolve()
+        self.key = key or _checkpoint_key(self.checkpoint)  # names the export cache: fixed for the run
         self.artifact = Path(artifact) if artifact else None
         self.max_length = int(max_length)
         self.quantize = quantize
@@ -259,11 +266,11 @@ class OptimumORT(Contender):
     def spec(self) -> dict[str, Any]:
         return {"kind": "optimum", "checkpoint": str(self.checkpoint), "max_length": self.max_length,
                 "cache_dir": str(self.cache_dir), "quantize": self.quantize,
-                "artifact": str(self.artifact) if self.artifact else None}
+                "artifact": str(self.artifact) if self.artifact else None, "key": self.key}
 
     @property
     def export_dir(self) -> Path:
-        return self.cache_dir / f"optimum-{_checkpoint_key(self.checkpoint)}"
+        return self.cache_dir / f"optimum-{self.key}"
 
     @property
     def model_dir(self) -> Path:
@@ -277,6 +284,8 @@ class OptimumORT(Contender):
         """Export with optimum (from the loaded model, so custom heads export too), then quantize."""
         fp32 = self.export_dir / "fp32"
         if not (fp32 / "model.onnx").is_file():
+            if _checkpoint_key(self.checkpoint) != self.key:
+                raise UserError(f"{self.checkpoint} was rewritten after the benchmark started")
             from optimum.exporters.onnx import onnx_export_from_model
 
             from onnxpress.training.modeling import load_classifier
@@ -444,8 +453,8 @@ def from_spec(spec: dict[str, Any]) -> Contender:
         return Onnxpress(spec["artifact"], spec["variant"], spec.get("device", "cpu"))
     if kind in ("torch", "torch-compile"):
         cls = TorchCompiled if kind == "torch-compile" else TorchEager
-        return cls(spec["checkpoint"], spec["max_length"], spec.get("artifact"))
+        return cls(spec["checkpoint"], spec["max_length"], spec.get("artifact"), key=spec.get("key"))
     if kind == "optimum":
         return OptimumORT(spec["checkpoint"], spec["max_length"], spec["cache_dir"], spec["quantize"],
-                          spec.get("artifact"))
+                          spec.get("artifact"), key=spec.get("key"))
     raise ValueError(f"unknown contender kind {kind!r}")

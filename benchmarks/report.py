@@ -94,7 +94,8 @@ def markdown(results: dict[str, Any]) -> str:
         rows = []
         for r in cold["contenders"]:
             if "cold_start_s" not in r:
-                rows.append([r["contender"], "error"] + [""] * 6)
+                why = (r.get("errors") or ["no result"])[0].replace("|", "/")[-160:]
+                rows.append([r["contender"], f"error: {why}"] + [""] * 6)
                 continue
             rows.append([r["contender"], _f(r["cold_start_s"], ".2f"), _f(r["interpreter_s"], ".2f"),
                          _f(r["load_s"], ".2f"), _f(r["first_prediction_s"] * 1e3, ".0f"),
