@@ -148,3 +148,18 @@ def test_throughput_time_budget_keeps_the_race_fair(tiny_artifact, texts_csv, tm
     assert results["latency"] == [] and results["cold_start"] is None
     md = write_all(results, tmp_path / "out")["markdown"].read_text()
     assert "first 10 of 64 texts (the time budget stopped it)" in md
+
+
+def test_rewritten_checkpoint_is_refused(tiny_checkpoint, tmp_path):
+    import shutil
+
+    from onnxpress.benchmarks.contenders import TorchEager, from_spec
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, ckpt)
+    contender = TorchEager(ckpt, max_length=32)
+    spec = contender.spec
+    with open(ckpt / "config.json", "a") as fh:  # someone overwrites the run directory mid-benchmark
+        fh.write("\n")
+    with pytest.raises(UserError, match="rewritten"):
+        from_spec(spec).load(1)
