@@ -220,7 +220,10 @@ def plots(results: dict[str, Any], out: Path) -> dict[str, Path]:
     paths: dict[str, Path] = {}
     modes = [m for m in ("e2e", "model") if any(c["mode"] == m for c in latency)]
     names = list(dict.fromkeys(c["contender"] for c in latency))
-    title = f"{machine_line(results['environment'])}, {results['config']['threads']} threads"
+    env = results["environment"]
+    title = f"{machine_line(env)}, {results['config']['threads']} threads, {env.get('date_utc', '')}"
+    if env.get("load_average_start"):
+        title += f", load average {env['load_average_start'][0]:.1f} at start"
 
     for key, ylabel, fname in (("p50_ms", "latency per batch, ms (p50, bars p90)", "latency_vs_batch.png"),
                                ("texts_per_s", "throughput, texts/s", "throughput_vs_batch.png")):
