@@ -28,7 +28,8 @@ def test_int8_accuracy_matches_export_report():
     accuracy = sum(p.label == split.label_names[y] for p, y in zip(preds, split.labels)) / len(preds)
     reported = clf.artifact.manifest.variants[clf.variant].metrics.get("accuracy")
     assert reported is not None
-    assert abs(accuracy - reported) <= 0.015, (accuracy, reported)  # the report may use a sample
+    # the export report may use a 500-row sample (standard error ~1.4 points): allow 3 points
+    assert abs(accuracy - reported) <= 0.03, (accuracy, reported)
 
 
 def test_cold_start_and_rss():
