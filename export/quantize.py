@@ -160,7 +160,7 @@ def quantize_int8_static(
         "tool": "onnxruntime.quantization.quantize_static",
         "format": "QDQ",
         "calibration_method": key,
-        "calibration_samples": len(calibration) if hasattr(calibration, "__len__") else None,
+        "calibration_batches": len(calibration) if hasattr(calibration, "__len__") else None,
         "weight_type": "int8",
         "activation_type": activation_type,
         "symmetric_activations": extra["ActivationSymmetric"],

@@ -58,7 +58,7 @@ def test_calibration_methods_give_different_ranges(graphs, feeds, tmp_path):
     for method in ("minmax", "percentile", "entropy"):
         record = q.quantize_int8_static(graphs / "raw.onnx", tmp_path / f"{method}.onnx", q.FeedsReader(feeds),
                                         method=method, op_types=("MatMul", "Gather"))
-        assert record["calibration_method"] == method and record["calibration_samples"] == len(feeds)
+        assert record["calibration_method"] == method and record["calibration_batches"] == len(feeds)
         scales[method] = _scales(tmp_path / f"{method}.onnx")
     assert scales["minmax"].keys() == scales["entropy"].keys() and scales["minmax"]
     for other in ("percentile", "entropy"):  # not silently MinMax again
