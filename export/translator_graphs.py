@@ -219,26 +219,46 @@ def convert_fp16(src: str | Path, dst: str | Path) -> dict[str, Any]:
 
 # -- quantization coverage ----------------------------------------------------------------
 
-def _fixed_shapes(model: onnx.ModelProto, dims: dict[str, int]) -> onnx.ModelProto:
+def _observed_shapes(model: onnx.ModelProto, dims: dict[str, int]) -> dict[str, list[int]]:
+    """Shapes of every MatMul/GRU input and MatMul output, observed by running the graph once.
+
+    Static shape inference cannot follow the encoder's length-dependent gathers, so the
+    graph is run on dummy inputs of the given sizes (token ids 4, masks all ones, topk 1).
+    """
+    import onnxruntime as ort
+    from onnx import helper
+
     model = onnx.ModelProto.FromString(model.SerializeToString())
+    wanted = []
+    for node in model.graph.node:
+        if node.op_type in ("MatMul", "GRU"):
+            wanted.append(node.input[0])
+            if node.op_type == "MatMul":
+                wanted.append(node.output[0])
+    known = {o.name for o in model.graph.output} | {i.name for i in model.graph.initializer}
+    extra = [n for n in dict.fromkeys(wanted) if n not in known]
+    model.graph.output.extend(helper.make_empty_tensor_value_info(n) for n in extra)
+    feeds = {}
+    rng = np.random.default_rng(0)
     for value in model.graph.input:
-        for d in value.type.tensor_type.shape.dim:
-            if d.dim_param:
-                d.dim_value = dims[d.dim_param]
-    del model.graph.value_info[:]
-    return onnx.shape_inference.infer_shapes(model)
+        shape = [dims[d.dim_param] if d.dim_param else d.dim_value for d in value.type.tensor_type.shape.dim]
+        if value.type.tensor_type.elem_type == onnx.TensorProto.INT64:
+            fill = 1 if value.name in ("src_mask", "topk") else 4
+            feeds[value.name] = np.full(shape, fill, dtype=np.int64)
+        else:
+            feeds[value.name] = (0.1 * rng.standard_normal(shape)).astype(np.float32)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return {name: list(np.shape(value)) for name, value in zip(names, session.run(names, feeds))}
 
 
 def _flops_by_weight(model: onnx.ModelProto, dims: dict[str, int]) -> tuple[dict[str, float], float]:
     """FLOPs per weight initializer (MatMul / GRU) and FLOPs of activation x activation MatMuls."""
-    inferred = _fixed_shapes(model, dims)
-    shapes = {}
-    for v in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
-        shapes[v.name] = [d.dim_value for d in v.type.tensor_type.shape.dim]
+    shapes = _observed_shapes(model, dims)
     inits = {i.name: list(i.dims) for i in model.graph.initializer}
     by_weight: dict[str, float] = {}
     activation = 0.0
-    for node in inferred.graph.node:
+    for node in model.graph.node:
         if node.op_type == "MatMul":
             a, b = node.input[0], node.input[1]
             a_shape = shapes.get(a) or inits.get(a)
