@@ -5,6 +5,10 @@
     clf.predict(["Stocks rally as ..."])      # -> [Prediction(label, score, truncated)]
     clf.predict_proba(texts)                  # -> np.ndarray [n, n_labels]
 
+    from onnxpress.runtime import Translator
+    tr = Translator.load("artifacts/mt", variant="auto", device="auto")
+    tr.translate(["Ein Mann fährt Fahrrad."], beam_size=4, return_attention=True)
+
 Importing this package is cheap: submodules (and onnxruntime itself) load on first use.
 It never imports torch, transformers or optimum.
 """
@@ -15,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "Classifier": "onnxpress.runtime.classifier",
+    "Translator": "onnxpress.runtime.translator",
+    "Translation": "onnxpress.runtime.translator",
     "Prediction": "onnxpress.runtime.classifier",
     "Scores": "onnxpress.runtime.classifier",
     "Artifact": "onnxpress.runtime.artifact",
@@ -35,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from onnxpress.runtime.classifier import Classifier, Prediction, Scores
     from onnxpress.runtime.devices import detect
     from onnxpress.runtime.engine import Engine, EngineConfig
+    from onnxpress.runtime.translator import Translation, Translator
 
 
 def __getattr__(name: str) -> Any:
