@@ -33,6 +33,18 @@ GROUP_HELP = {
 }
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where it says something: not None, not a flag's True/False,
+    and not when the help text already names its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (action.default in (None, argparse.SUPPRESS) or action.nargs == 0
+                or "default" in text):
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="onnxpress", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"onnxpress {__version__}")

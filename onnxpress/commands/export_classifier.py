@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from onnxpress.cli import HelpFormatter
+
 DEFAULT_VARIANTS = "fp32,int8"
 
 
@@ -15,7 +17,7 @@ def register(subparsers) -> None:
                     "self-describing artifact directory (manifest.json, tokenizer.json, model files). "
                     "Variants losing more than --max-accuracy-drop points are retried with remedies and, "
                     "if none passes, recorded as not servable.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("checkpoint", help="checkpoint dir written by `onnxpress train classifier`")
     p.add_argument("--out", required=True, help="artifact directory to write")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from onnxpress.cli import HelpFormatter
+
 DEFAULT_VARIANTS = "fp32,int8,fp16"
 
 
@@ -16,7 +18,7 @@ def register(subparsers) -> None:
                     "validate every variant through the runtime against the PyTorch decoder on a test split "
                     "(greedy-token parity, BLEU). Variants losing more than --max-bleu-drop BLEU are kept "
                     "but marked not servable.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("checkpoint", help="checkpoint dir written by `onnxpress train translator`")
     p.add_argument("--out", required=True, help="artifact directory to write")

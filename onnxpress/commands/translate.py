@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from onnxpress.cli import HelpFormatter
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -12,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "goes. With --input/--output, translates a file in committed chunks: an interrupted run "
                     "(even kill -9) continues where it stopped when the same command is run again. Output "
                     "line i always translates input line i; blank lines stay blank.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("artifact", help="artifact directory (with manifest.json)")
     p.add_argument("--input", help="input text file, one sentence per line (default: stdin)")
