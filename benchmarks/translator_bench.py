@@ -7,6 +7,10 @@ decoder, `onnxpress.training.decoding.translate`. Each round runs every contende
 rotated order; throughput is sentences per second over the set, tokenization and
 detokenization included (median over rounds), and BLEU is sacrebleu's corpus BLEU.
 
+Caveat measured on the shared 2-core machine: with other processes running, 2 threads make
+PyTorch far slower (OpenMP threads wait on busy cores) than 1 thread, which inflates the
+2-thread speedups; run `--threads 1` beside it (runs/mt: greedy 262 vs 22 sent/s for PyTorch).
+
     python -m onnxpress.benchmarks.translator_bench --checkpoint runs/mt --artifact artifacts/mt \
         --threads 2 --beams 1,4 --rounds 2 --out /work/notes/logs/mt_bench.json
 """
