@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from onnxpress.errors import UserError
+from onnxpress.runtime.durable import atomic_write, atomic_write_text
 
 INPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
@@ -315,27 +316,10 @@ def open_reader(path: str | os.PathLike, text_columns: Sequence[str], id_column:
 
 
 # -- part files ------------------------------------------------------------------------------
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _atomic_write_parquet(table: Any, path: Path) -> None:
     import pyarrow.parquet as pq
 
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        pq.write_table(table, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    atomic_write(path, lambda fh: pq.write_table(table, fh))
 
 
 def _part_name(index: int) -> str:
@@ -519,10 +503,7 @@ def _prepare_work(work: Path, settings: ScoreSettings, out_path: Path, overwrite
     if work.exists():
         shutil.rmtree(work)  # a folder without settings: killed before anything was committed
     work.mkdir()
-    tmp = meta.with_name(meta.name + ".tmp")
-    tmp.write_text(json.dumps(asdict(settings), indent=1))
-    os.replace(tmp, meta)
-    _fsync_dir(work)
+    atomic_write_text(meta, json.dumps(asdict(settings), indent=1))
 
 
 def _merge(work: Path, n_parts: int, out_path: Path, out_kind: str, errors_path: Path) -> tuple[int, int, int]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 from onnxpress.errors import UserError
+from onnxpress.runtime.durable import atomic_write_text
 
 DEFAULT_CHUNK_LINES = 1024
 WORK_SUFFIX = ".parts"
@@ -123,25 +124,6 @@ def _count_lines(path: Path) -> int:
         return sum(1 for _ in fh)
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def translate_file(translator: Any, input_path: str | os.PathLike, out_path: str | os.PathLike, *,
@@ -191,7 +173,7 @@ def translate_file(translator: Any, input_path: str | os.PathLike, out_path: str
                         raise UserError(f"{part} does not hold {len(chunk)} lines: delete {work} and rerun")
             else:
                 lines = _translate_lines(translator, texts, beam_size)
-                _atomic_write(part, "".join(line + "\n" for line in lines))
+                atomic_write_text(part, "".join(line + "\n" for line in lines))
             bar.update(len(chunk))
     finally:
         bar.close()
@@ -233,4 +215,4 @@ def _prepare_work(work: Path, settings: _Settings, out_path: Path, overwrite: bo
     if work.exists():
         shutil.rmtree(work)
     work.mkdir()
-    _atomic_write(meta, json.dumps(asdict(settings), indent=1))
+    atomic_write_text(meta, json.dumps(asdict(settings), indent=1))
