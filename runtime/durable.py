@@ -5,9 +5,13 @@ what lets `score` and `translate --input` resume with every row exactly once.
 """
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import Any, BinaryIO, Callable
+
+from onnxpress.errors import UserError
 
 
 def fsync_dir(path: Path) -> None:
@@ -35,3 +39,31 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
+def prepare_work_dir(work: Path, settings: dict[str, Any], out_path: Path, overwrite: bool) -> None:
+    """Open the part-file folder of a resumable job writing `out_path`.
+
+    A folder whose recorded settings equal `settings` is resumed (half-written parts dropped);
+    one with other settings is an error; otherwise a fresh folder is made and the settings saved.
+    """
+    meta = work / "settings.json"
+    if work.is_dir() and meta.is_file():
+        try:
+            previous = json.loads(meta.read_text())
+        except ValueError:
+            previous = None
+        if previous != settings:
+            raise UserError(
+                f"{work} holds an interrupted run with other settings or an input that changed since; "
+                f"delete it to start over"
+            )
+        for stale in work.glob("*.tmp"):
+            stale.unlink()  # a part being written when the run was killed
+        return
+    if out_path.exists() and not overwrite:
+        raise UserError(f"{out_path} already exists (delete it or pass --overwrite)")
+    if work.exists():
+        shutil.rmtree(work)  # a folder without settings: killed before anything was committed
+    work.mkdir()
+    atomic_write_text(meta, json.dumps(settings, indent=1))

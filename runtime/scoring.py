@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from onnxpress.errors import UserError
-from onnxpress.runtime.durable import atomic_write, atomic_write_text
+from onnxpress.runtime.durable import atomic_write, prepare_work_dir
 
 INPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
@@ -442,7 +442,7 @@ def score_file(
         probabilities=probabilities, artifact=str(Path(classifier.artifact.root).resolve()),
         variant=classifier.variant, labels=list(classifier.labels),
     )
-    _prepare_work(work, settings, out_path, overwrite)
+    prepare_work_dir(work, asdict(settings), out_path, overwrite)
 
     rows = scored = errors = truncated = resumed = 0
     bar = tqdm(total=reader.total_rows, unit=" texts", disable=not progress, dynamic_ncols=True,
@@ -481,29 +481,6 @@ def score_file(
     return ScoreSummary(rows=rows, scored=scored, errors=errors, truncated=truncated, resumed_chunks=resumed,
                         output=str(out_path), errors_output=str(errors_path),
                         seconds=time.perf_counter() - started)
-
-
-def _prepare_work(work: Path, settings: ScoreSettings, out_path: Path, overwrite: bool) -> None:
-    meta = work / "settings.json"
-    if work.is_dir() and meta.is_file():
-        try:
-            previous = json.loads(meta.read_text())
-        except ValueError:
-            previous = None
-        if previous != asdict(settings):
-            raise UserError(
-                f"{work} holds an interrupted run with other settings or an input that changed since; "
-                f"delete it to start over"
-            )
-        for stale in work.glob("*.tmp"):
-            stale.unlink()  # a part being written when the run was killed
-        return
-    if out_path.exists() and not overwrite:
-        raise UserError(f"{out_path} already exists (delete it or pass --overwrite)")
-    if work.exists():
-        shutil.rmtree(work)  # a folder without settings: killed before anything was committed
-    work.mkdir()
-    atomic_write_text(meta, json.dumps(asdict(settings), indent=1))
 
 
 def _merge(work: Path, n_parts: int, out_path: Path, out_kind: str, errors_path: Path) -> tuple[int, int, int]:

@@ -9,7 +9,6 @@ and the final merge checks that the output has exactly as many lines as the inpu
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 from onnxpress.errors import UserError
-from onnxpress.runtime.durable import atomic_write_text
+from onnxpress.runtime.durable import atomic_write_text, prepare_work_dir
 
 DEFAULT_CHUNK_LINES = 1024
 WORK_SUFFIX = ".parts"
@@ -147,7 +146,7 @@ def translate_file(translator: Any, input_path: str | os.PathLike, out_path: str
     settings = _Settings(input=str(input_path.resolve()), input_size=stat.st_size, input_mtime_ns=stat.st_mtime_ns,
                          chunk_lines=chunk_lines, artifact=str(Path(translator.artifact.root).resolve()),
                          variant=translator.variant, beam_size=beam_size)
-    _prepare_work(work, settings, out_path, overwrite)
+    prepare_work_dir(work, asdict(settings), out_path, overwrite)
 
     total = _count_lines(input_path)
     summary = TranslateSummary(lines=0, translated=0, blank=0, output=str(out_path))
@@ -197,22 +196,3 @@ def translate_file(translator: Any, input_path: str | os.PathLike, out_path: str
     return summary
 
 
-def _prepare_work(work: Path, settings: _Settings, out_path: Path, overwrite: bool) -> None:
-    meta = work / "settings.json"
-    if work.is_dir() and meta.is_file():
-        try:
-            previous = json.loads(meta.read_text())
-        except ValueError:
-            previous = None
-        if previous != asdict(settings):
-            raise UserError(f"{work} holds an interrupted run with other settings or an input that changed "
-                            f"since; delete it to start over")
-        for stale in work.glob("*.tmp"):
-            stale.unlink()
-        return
-    if out_path.exists() and not overwrite:
-        raise UserError(f"{out_path} already exists (delete it or pass --overwrite)")
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir()
-    atomic_write_text(meta, json.dumps(asdict(settings), indent=1))

@@ -154,13 +154,15 @@ def test_translate_cli_file_mode_resumes(exported, tmp_path):
     assert again.returncode == 2 and b"already exists" in again.stderr
     # simulate an interrupted run: settings + one committed part, then rerun
     dst.unlink()
-    from onnxpress.runtime.translate_file import _Settings, _prepare_work
     from dataclasses import asdict
+
+    from onnxpress.runtime.durable import prepare_work_dir
+    from onnxpress.runtime.translate_file import _Settings
 
     st = src.stat()
     settings = _Settings(input=str(src.resolve()), input_size=st.st_size, input_mtime_ns=st.st_mtime_ns,
                          chunk_lines=8, artifact=str(Path(art).resolve()), variant="fp32", beam_size=1)
-    _prepare_work(parts, settings, dst, overwrite=False)
+    prepare_work_dir(parts, asdict(settings), dst, overwrite=False)
     (parts / "part-0000000.txt").write_text("".join(f"resumed {i}\n" for i in range(8)))
     assert json.loads((parts / "settings.json").read_text()) == asdict(settings)
     resumed = _cli("translate", str(art), "--input", str(src), "--output", str(dst), "--chunk-lines", "8",
