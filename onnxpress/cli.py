@@ -46,17 +46,15 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="onnxpress", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="onnxpress",
+        description="Train, export, quantize and serve attention models with ONNX Runtime.",
+    )
     parser.add_argument("--version", action="version", version=f"onnxpress {__version__}")
     top = parser.add_subparsers(dest="command", metavar="COMMAND")
     groups: dict[str, argparse._SubParsersAction] = {}
     for module_name, group in COMMANDS:
-        try:
-            module = importlib.import_module(f"onnxpress.commands.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"onnxpress.commands.{module_name}":
-                continue  # command not built yet
-            raise
+        module = importlib.import_module(f"onnxpress.commands.{module_name}")
         if group is None:
             module.register(top)
             continue
