@@ -20,31 +20,65 @@ LABELS = ["World", "Sports", "Business", "Sci/Tech"]
 MAX_LENGTH = 32
 
 
-def build_checkpoint(root: Path) -> Path:
-    import torch
+def wordpiece_tokenizer(words: list[str] = WORDS) -> "tokenizers.Tokenizer":  # noqa: F821 - imported lazily
+    """A BERT-style WordPiece tokenizer over `words` ([PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4)."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
 
-    root.mkdir(parents=True, exist_ok=True)
-    vocab = {tok: i for i, tok in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS)}
+    vocab = {tok: i for i, tok in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(words))}
     tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.post_processor = processors.BertProcessing(("[SEP]", 3), ("[CLS]", 2))
-    hf_tok = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
-                                     sep_token="[SEP]", mask_token="[MASK]", model_max_length=MAX_LENGTH)
-    hf_tok.save_pretrained(root)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64, num_labels=len(LABELS),
-                        id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)},
+    return tok
+
+
+def random_bert(labels: list[str] = LABELS, seed: int = 0) -> "BertForSequenceClassification":  # noqa: F821
+    """A 2-layer, 32-wide BERT classifier with random weights (large init, so labels vary)."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=5 + len(WORDS), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64, num_labels=len(labels),
+                        id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)},
                         initializer_range=0.5)
-    BertForSequenceClassification(config).eval().save_pretrained(root)
+    return BertForSequenceClassification(config).eval()
+
+
+def export_logits_onnx(model, path: Path, with_token_type_ids: bool = True) -> list[str]:
+    """torch.onnx-export `model` as (input_ids, attention_mask[, token_type_ids]) -> logits; returns input names."""
+    import torch
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids, attention_mask, token_type_ids=None):
+            return self.m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
+
+    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if with_token_type_ids else [])
+    dummy = tuple(torch.ones(2, 8, dtype=torch.int64) for _ in names)
+    axes = {n: {0: "batch", 1: "sequence"} for n in names}
+    axes["logits"] = {0: "batch"}
+    torch.onnx.export(Wrapped(model), dummy, str(path), input_names=names, output_names=["logits"],
+                      dynamic_axes=axes, opset_version=17, dynamo=False)
+    return names
+
+
+def build_checkpoint(root: Path) -> Path:
+    from transformers import PreTrainedTokenizerFast
+
+    root.mkdir(parents=True, exist_ok=True)
+    hf_tok = PreTrainedTokenizerFast(tokenizer_object=wordpiece_tokenizer(), pad_token="[PAD]", unk_token="[UNK]",
+                                     cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
+                                     model_max_length=MAX_LENGTH)
+    hf_tok.save_pretrained(root)
+    random_bert().save_pretrained(root)
     return root
 
 
 def build_artifact(checkpoint: Path, root: Path) -> Path:
-    import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from transformers import BertForSequenceClassification
 
@@ -52,22 +86,7 @@ def build_artifact(checkpoint: Path, root: Path) -> Path:
 
     root.mkdir(parents=True, exist_ok=True)
     model = BertForSequenceClassification.from_pretrained(checkpoint).eval()
-
-    class Wrapped(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
-
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    dummy = (torch.ones(2, 8, dtype=torch.int64), torch.ones(2, 8, dtype=torch.int64),
-             torch.zeros(2, 8, dtype=torch.int64))
-    axes = {n: {0: "batch", 1: "sequence"} for n in names}
-    axes["logits"] = {0: "batch"}
-    torch.onnx.export(Wrapped(model), dummy, str(root / "model.onnx"), input_names=names, output_names=["logits"],
-                      dynamic_axes=axes, opset_version=17, dynamo=False)
+    names = export_logits_onnx(model, root / "model.onnx")
     quantize_dynamic(str(root / "model.onnx"), str(root / "model.int8.onnx"), weight_type=QuantType.QInt8)
     (root / "tokenizer.json").write_bytes((checkpoint / "tokenizer.json").read_bytes())
     Manifest(

@@ -39,15 +39,11 @@ def synthetic_texts(n: int, seed: int) -> tuple[list[str], list[int]]:
 
 
 def build_tokenizer(directory: Path):
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    words = sorted({w for ws in TOPICS.values() for w in ws} | set(FILLER))
-    vocab = {tok: i for i, tok in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words)}
-    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.post_processor = processors.BertProcessing(("[SEP]", 3), ("[CLS]", 2))
+    from onnxpress.benchmarks.tiny import wordpiece_tokenizer
+
+    tok = wordpiece_tokenizer(sorted({w for ws in TOPICS.values() for w in ws} | set(FILLER)))
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
                                    sep_token="[SEP]", mask_token="[MASK]", model_max_length=MAX_LENGTH)
     fast.save_pretrained(directory)

@@ -50,7 +50,7 @@ def test_minilm_fuses_fully(tmp_path):
     report = fuse_transformer(tmp_path / "raw.onnx", tmp_path / "fused.onnx", num_heads=c.num_attention_heads,
                               hidden_size=c.hidden_size, num_layers=c.num_hidden_layers)
     assert report["missing_fusions"] == {}
-    assert report["fused_nodes"] == {"Attention": 6, "EmbedLayerNormalization": 1, "SkipLayerNormalization": 12,
+    assert report["fused_nodes"] == {"Attention": 6, "EmbedLayerNormalization": 1, "LayerNormalization": 12,
                                      "BiasGelu": 6}
     ids = torch.randint(1000, 20000, (4, 40))
     mask = torch.ones_like(ids)
