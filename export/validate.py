@@ -85,13 +85,17 @@ def torch_logits(model: Any, batches: list[Batch], desc: str | None = None) -> n
 
 
 def onnx_session(path: str | Path, threads: int | None = None, providers: Sequence[str] = ("CPUExecutionProvider",)):
+    """A session that runs the graph as the runtime's Engine would (same disabled optimizers)."""
     import onnxruntime as ort
+
+    from onnxpress.runtime.engine import disabled_optimizers
 
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
     options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=list(providers))
+    return ort.InferenceSession(str(path), options, providers=list(providers),
+                                disabled_optimizers=disabled_optimizers(list(providers)))
 
 
 def onnx_logits(path: str | Path, batches: list[Batch], threads: int | None = None, desc: str | None = None) -> np.ndarray:
