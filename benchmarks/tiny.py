@@ -9,6 +9,11 @@ from __future__ import annotations
 import csv
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+    from transformers import BertForSequenceClassification
 
 WORDS = (
     "the a an of to in on and for with as at by from stocks rally market shares oil prices "
@@ -20,7 +25,7 @@ LABELS = ["World", "Sports", "Business", "Sci/Tech"]
 MAX_LENGTH = 32
 
 
-def wordpiece_tokenizer(words: list[str] = WORDS) -> "tokenizers.Tokenizer":  # noqa: F821 - imported lazily
+def wordpiece_tokenizer(words: list[str] = WORDS) -> "Tokenizer":
     """A BERT-style WordPiece tokenizer over `words` ([PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4)."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 
@@ -32,7 +37,7 @@ def wordpiece_tokenizer(words: list[str] = WORDS) -> "tokenizers.Tokenizer":  # 
     return tok
 
 
-def random_bert(labels: list[str] = LABELS, seed: int = 0) -> "BertForSequenceClassification":  # noqa: F821
+def random_bert(labels: list[str] = LABELS, seed: int = 0) -> "BertForSequenceClassification":
     """A 2-layer, 32-wide BERT classifier with random weights (large init, so labels vary)."""
     import torch
     from transformers import BertConfig, BertForSequenceClassification

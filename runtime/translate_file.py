@@ -123,8 +123,6 @@ def _count_lines(path: Path) -> int:
         return sum(1 for _ in fh)
 
 
-
-
 def translate_file(translator: Any, input_path: str | os.PathLike, out_path: str | os.PathLike, *,
                    beam_size: int | None = None, chunk_lines: int = DEFAULT_CHUNK_LINES,
                    overwrite: bool = False, progress: bool = True) -> TranslateSummary:
@@ -194,5 +192,3 @@ def translate_file(translator: Any, input_path: str | os.PathLike, out_path: str
     shutil.rmtree(work, ignore_errors=True)
     summary.seconds = time.perf_counter() - started
     return summary
-
-
