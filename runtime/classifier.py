@@ -9,16 +9,20 @@ import numpy as np
 
 from onnxpress.errors import UserError
 from onnxpress.runtime.artifact import Artifact
-from onnxpress.runtime.batching import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_BATCH_TOKENS, TokenBudget, bucket_batch_size
+from onnxpress.runtime.batching import (
+    DEFAULT_MAX_BATCH_SIZE,
+    DEFAULT_MAX_BATCH_TOKENS,
+    GPU_MAX_BATCH_SIZE,
+    GPU_MAX_BATCH_TOKENS,
+    TokenBudget,
+    bucket_batch_size,
+)
 from onnxpress.runtime.devices import Accelerators, detect
 from onnxpress.runtime.engine import Engine, EngineConfig, check_opset
 from onnxpress.runtime.select import choose
 from onnxpress.runtime.tokenize import Encoded, TextTokenizer, check_texts
 
 KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-# GPU runs are compute-bound much later than 2 CPU cores: bigger batches by default.
-GPU_MAX_BATCH_TOKENS = 16384
-GPU_MAX_BATCH_SIZE = 256
 GRAPH_SEQ_MULTIPLE = 16  # sequence-length bucket for CUDA graphs
 # Very long lists are tokenized and planned in slices: bounded memory, same sorting benefit.
 MAX_TEXTS_PER_PLAN = 16384

@@ -197,7 +197,6 @@ class _CsvReader(_Reader):
             positions = self._positions(columns)
 
             def rows() -> Iterator[tuple[list[Any], Any]]:
-                nonlocal columns
                 line = 0
                 try:
                     for record in reader:

@@ -2,7 +2,9 @@
 
 Encodings are kept flat (all ids concatenated plus row offsets) so that any subset of rows
 can be packed into a padded batch with a few numpy operations, in any order the batch
-planner chooses.
+planner chooses. Ids are held as int32 (every vocabulary fits) and widened to the models'
+int64 only in the padded batch: tokenizing the 7,600 AG News test texts at once then holds
+3 MB instead of 6 MB, and the peak while the slices are concatenated halves with it.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import numpy as np
 from onnxpress.errors import UserError
 
 ENCODE_SLICE = 512
+TOKEN_DTYPE = np.int32  # storage; padded batches are int64, as the models take them
 
 
 def check_texts(texts: Sequence[object]) -> list[str]:
@@ -33,8 +36,8 @@ def check_texts(texts: Sequence[object]) -> list[str]:
 class Encoded:
     """Token ids of n texts, flat: row i is ids[offsets[i]:offsets[i+1]]."""
 
-    ids: np.ndarray  # int64 [total_tokens]
-    type_ids: np.ndarray | None  # int64 [total_tokens], None when not requested
+    ids: np.ndarray  # TOKEN_DTYPE [total_tokens]
+    type_ids: np.ndarray | None  # TOKEN_DTYPE [total_tokens], None when not requested
     offsets: np.ndarray  # int64 [n + 1]
     truncated: np.ndarray  # bool [n]: the text was longer than max_length
 
@@ -49,7 +52,7 @@ class Encoded:
     def concat(cls, parts: Sequence["Encoded"]) -> "Encoded":
         """Rows of several Encoded one after another (a server merging queued requests)."""
         if not parts:
-            return cls(np.zeros(0, np.int64), None, np.zeros(1, np.int64), np.zeros(0, bool))
+            return cls(np.zeros(0, TOKEN_DTYPE), None, np.zeros(1, np.int64), np.zeros(0, bool))
         lengths = np.concatenate([p.lengths for p in parts])
         offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
@@ -149,9 +152,9 @@ class TextTokenizer:
         offsets = np.zeros(len(encodings) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         total = int(offsets[-1])
-        ids = np.fromiter(chain.from_iterable(e.ids for e in encodings), dtype=np.int64, count=total)
+        ids = np.fromiter(chain.from_iterable(e.ids for e in encodings), dtype=TOKEN_DTYPE, count=total)
         type_ids = None
         if with_type_ids:
-            type_ids = np.fromiter(chain.from_iterable(e.type_ids for e in encodings), dtype=np.int64, count=total)
+            type_ids = np.fromiter(chain.from_iterable(e.type_ids for e in encodings), dtype=TOKEN_DTYPE, count=total)
         truncated = np.fromiter((bool(e.overflowing) for e in encodings), dtype=bool, count=len(encodings))
         return Encoded(ids=ids, type_ids=type_ids, offsets=offsets, truncated=truncated)

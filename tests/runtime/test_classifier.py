@@ -9,6 +9,7 @@ from tokenizers import Tokenizer
 from conftest import LABELS, MAX_LENGTH
 from onnxpress.errors import UserError
 from onnxpress.runtime import Classifier, Prediction
+from onnxpress.runtime.batching import DEFAULT_MAX_BATCH_TOKENS
 from onnxpress.runtime.devices import CPU_EP, CUDA_EP, TRT_EP, detect
 from onnxpress.runtime.engine import Engine, EngineConfig
 
@@ -185,7 +186,7 @@ def test_session_options_are_deliberate(artifact_dir):
     assert not so.enable_mem_pattern and so.enable_cpu_mem_arena
     assert so.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     info = clf.describe()
-    assert info["providers"] == ["CPUExecutionProvider"] and info["max_batch_tokens"] == 2048
+    assert info["providers"] == ["CPUExecutionProvider"] and info["max_batch_tokens"] == DEFAULT_MAX_BATCH_TOKENS
     with pytest.raises(UserError, match="threads must be >= 1"):
         Classifier.load(artifact_dir, threads=0, accelerators=NO_GPU)
 
