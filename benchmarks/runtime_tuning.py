@@ -10,13 +10,10 @@ Optimum is the benchmark harness's job.
 from __future__ import annotations
 
 import argparse
-import csv
 import gc
 import json
-import os
 import statistics
 import time
-from pathlib import Path
 
 CONFIGS = {
     "tok1024-b64": dict(max_batch_tokens=1024, max_batch_size=64),
@@ -31,20 +28,12 @@ CONFIGS = {
 }
 
 
-def ag_news_texts(data: Path) -> tuple[list[str], list[int]]:
-    texts, labels = [], []
-    with open(data / "ag_news" / "test.csv", newline="", encoding="utf-8") as fh:
-        for label, title, body in csv.reader(fh):
-            texts.append(f"{title} {body}".replace("\\", " "))
-            labels.append(int(label) - 1)
-    return texts, labels
-
-
 def main() -> None:
     import psutil
 
+    from onnxpress.benchmarks.texts import load_texts
     from onnxpress.runtime import Classifier
-    from onnxpress.runtime.batching import TokenBudget, padding_ratio
+    from onnxpress.runtime.batching import padding_ratio
 
     ap = argparse.ArgumentParser()
     ap.add_argument("artifact")
@@ -53,14 +42,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--only", nargs="*", help="config names to run")
     ap.add_argument("--limit", type=int, default=None, help="first N texts only (quick look)")
-    ap.add_argument("--data", default=os.environ.get("ONNXPRESS_DATA", "../shared/data"))
+    ap.add_argument("--data", default="ag_news", help="ag_news (its test split), a CSV or a text file")
     args = ap.parse_args()
-    texts, labels = ag_news_texts(Path(args.data))
-    texts, labels = texts[: args.limit], labels[: args.limit]
+    data = load_texts(args.data).head(args.limit)
+    texts, labels = data.texts, data.labels
     proc = psutil.Process()
     names = args.only or list(CONFIGS)
     rates: dict[str, list[float]] = {n: [] for n in names}
-    rss: dict[str, float] = {}
     for rnd in range(args.rounds):
         for name in names:
             clf = Classifier.load(args.artifact, variant=args.variant, threads=args.threads, **CONFIGS[name])
@@ -70,14 +58,13 @@ def main() -> None:
             seconds = time.perf_counter() - start
             cpu = time.process_time() - cpu
             rates[name].append(len(texts) / seconds)
-            rss[name] = max(rss.get(name, 0), proc.memory_info().rss / 2**20)
             enc = clf.encode(texts)
             pad = padding_ratio(clf.budget.plan(enc.lengths), enc.lengths)
-            acc = sum(clf.labels.index(p.label) == y for p, y in zip(preds, labels)) / len(labels)
+            acc = sum(p.label == y for p, y in zip(preds, labels)) / len(labels) if labels else None
             print(json.dumps({"round": rnd, "config": name, "texts_per_s": round(len(texts) / seconds, 1),
                               "cpu_ms_per_text": round(1000 * cpu / len(texts), 2),
                               "rss_mib": round(proc.memory_info().rss / 2**20), "padding": round(pad, 4),
-                              "accuracy": round(acc, 4)}), flush=True)
+                              "accuracy": None if acc is None else round(acc, 4)}), flush=True)
             del clf
             gc.collect()
     print("median texts/s:", {n: round(statistics.median(r), 1) for n, r in rates.items()})

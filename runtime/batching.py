@@ -18,12 +18,13 @@ from typing import Sequence
 import numpy as np
 
 # CPU default, measured on the seed-recipe MiniLM-L6 int8 artifact, 2 threads, all 7,600 AG News
-# test texts, tokenization included (`python -m onnxpress.benchmarks.runtime_tuning ARTIFACT`,
-# configurations interleaved, medians of 3 rounds, 2026-12-01, 2-core AMD EPYC with avx512_vnni):
+# test texts, tokenization included, configurations interleaved, medians of 3 rounds (`python -m
+# onnxpress.benchmarks.runtime_tuning ARTIFACT --rounds 3 --only tok512-b64 tok1024-b64 tok2048-b64
+# tok4096-b64`, 2026-12-01, 2-core AMD EPYC with avx512_vnni):
 # budget 512 -> 713 texts/s, 1,024 -> 676, 2,048 -> 616, 4,096 -> 576 (a 4-round rerun: 512 -> 572,
-# 1,024 -> 561 on a busier moment). Bigger batches do not pay on 2 cores: the GEMMs are already
-# large enough at 512 rows, while the memory-bound ops (GELU, LayerNorm, activation quantization)
-# run faster when a layer's activations stay in cache. The resident set follows the budget: peak
+# 1,024 -> 561 on a busier moment). Bigger batches do not pay on 2 cores: 512 rows already make
+# GEMMs large enough, and smaller activations likely stay in cache for the memory-bound ops (GELU,
+# LayerNorm, activation quantization; an inference, not profiled). The resident set follows the budget: peak
 # RSS in a fresh process (load, one prediction, then 256 texts) 127 MiB at 512, 139 at 1,024,
 # 173 at 2,048; predicting all 7,600 texts in one call peaks at 134 MiB at 512 and 152 at 1,024.
 DEFAULT_MAX_BATCH_TOKENS = 512
