@@ -6,7 +6,7 @@ import onnxruntime as ort
 import pytest
 from tokenizers import Tokenizer
 
-from conftest import LABELS, MAX_LENGTH
+from runtime_fixtures import LABELS, MAX_LENGTH
 from onnxpress.errors import UserError
 from onnxpress.runtime import Classifier, Prediction
 from onnxpress.runtime.batching import DEFAULT_MAX_BATCH_TOKENS

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import LABELS, WORDS
+from runtime_fixtures import LABELS, WORDS
 from onnxpress.errors import UserError
 from onnxpress.runtime import Classifier
 from onnxpress.runtime.scoring import score_file
