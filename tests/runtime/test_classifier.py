@@ -199,3 +199,12 @@ def test_encoding_in_slices_is_identical(fp32, texts, monkeypatch):
     sliced = fp32.encode(texts)
     for field in ("ids", "type_ids", "offsets", "truncated"):
         np.testing.assert_array_equal(getattr(sliced, field), getattr(whole, field))
+
+
+def test_ids_are_stored_narrow_and_padded_as_int64(fp32, texts):
+    enc = fp32.encode(texts)
+    assert enc.ids.dtype == np.int32 and enc.type_ids.dtype == np.int32
+    input_ids, mask, type_ids = enc.pad(np.arange(3), int(enc.lengths[:3].max()), fp32.tokenizer.pad_id)
+    assert input_ids.dtype == mask.dtype == type_ids.dtype == np.int64
+    first = enc.ids[enc.offsets[0]:enc.offsets[1]]
+    np.testing.assert_array_equal(input_ids[0, : len(first)], first)
