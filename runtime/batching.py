@@ -24,9 +24,11 @@ import numpy as np
 # budget 512 -> 713 texts/s, 1,024 -> 676, 2,048 -> 616, 4,096 -> 576 (a 4-round rerun: 512 -> 572,
 # 1,024 -> 561 on a busier moment). Bigger batches do not pay on 2 cores: 512 rows already make
 # GEMMs large enough, and smaller activations likely stay in cache for the memory-bound ops (GELU,
-# LayerNorm, activation quantization; an inference, not profiled). The resident set follows the budget: peak
-# RSS in a fresh process (load, one prediction, then 256 texts) 127 MiB at 512, 139 at 1,024,
-# 173 at 2,048; predicting all 7,600 texts in one call peaks at 134 MiB at 512 and 152 at 1,024.
+# LayerNorm, activation quantization; an inference, not profiled). The resident set follows the
+# budget: predicting all 7,600 texts in one call in a fresh process peaks at 130 MiB at 512, 147 at
+# 1,024, 175 at 2,048 (`python -m onnxpress.benchmarks.cold_start ARTIFACT --ag-news --runs 2
+# --max-batch-tokens N`); `onnxpress bench` (load, one prediction, 256 more texts): 117 MiB at 512,
+# 169 at 2,048.
 DEFAULT_MAX_BATCH_TOKENS = 512
 DEFAULT_MAX_BATCH_SIZE = 64
 # GPUs are compute-bound much later than 2 CPU cores: bigger batches by default (not measured here).

@@ -3,8 +3,7 @@
 Encodings are kept flat (all ids concatenated plus row offsets) so that any subset of rows
 can be packed into a padded batch with a few numpy operations, in any order the batch
 planner chooses. Ids are held as int32 (every vocabulary fits) and widened to the models'
-int64 only in the padded batch: tokenizing the 7,600 AG News test texts at once then holds
-3 MB instead of 6 MB, and the peak while the slices are concatenated halves with it.
+int64 only in the padded batch: the 7,600 AG News test texts then hold 3 MB of ids instead of 6.
 """
 from __future__ import annotations
 
