@@ -7,6 +7,7 @@ exporter uses all three, the translator exporter can reuse them.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -58,7 +59,27 @@ def shape_preprocess(src: str | Path, dst: str | Path, optimize: bool = False, s
     `quantize_dynamic` then fails with "Unable to find data type for weight_name=..."
     (feasibility.md, section 2).
     """
-    quant_pre_process(str(src), str(dst), skip_optimization=not optimize, skip_symbolic_shape=not symbolic)
+    src, dst = Path(src).resolve(), Path(dst).resolve()
+    with _scratch_cwd():
+        quant_pre_process(str(src), str(dst), skip_optimization=not optimize, skip_symbolic_shape=not symbolic)
+
+
+@contextlib.contextmanager
+def _scratch_cwd():
+    """Run in a temporary working directory, restored afterwards.
+
+    When symbolic shape inference gives up, onnxruntime saves `sym_shape_infer_temp.onnx` and a
+    model-sized external-data file into the current directory before raising; the exporter
+    catches that failure and tries its next remedy, so the files would be left in the user's folder.
+    (Changes the process's cwd: exports run on one thread.)
+    """
+    previous = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="onnxpress-shape-") as tmp:
+        os.chdir(tmp)
+        try:
+            yield
+        finally:
+            os.chdir(previous)
 
 
 def quantize_int8_dynamic(

@@ -77,3 +77,28 @@ def test_fp16_keeps_fp32_io(graphs, feeds, tmp_path):
     ref = ort.InferenceSession(str(graphs / "fused.onnx"), providers=["CPUExecutionProvider"]).run(None, feeds[0])[0]
     out = ort.InferenceSession(str(tmp_path / "fp16.onnx"), providers=["CPUExecutionProvider"]).run(None, feeds[0])[0]
     assert out.dtype == np.float32 and np.abs(out - ref).max() < 0.05
+
+
+def test_failed_shape_inference_leaves_no_files_behind(tmp_path, monkeypatch):
+    # An op no shape inference knows: onnxruntime's symbolic pass gives up ("Incomplete symbolic
+    # shape inference") and, left alone, dumps its partial model into the current directory.
+    from onnx import TensorProto, helper
+
+    weight = numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Foo", ["x"], ["y"], domain="com.example"), helper.make_node("MatMul", ["y", "w"], ["z"])],
+        "unknown-op", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)],
+                              ir_version=9)
+    src = tmp_path / "models" / "unknown-op.onnx"
+    src.parent.mkdir()
+    onnx.save(model, str(src))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    with pytest.raises(Exception, match="Incomplete symbolic shape inference"):
+        q.shape_preprocess(src, tmp_path / "models" / "pre.onnx")
+    assert list(cwd.iterdir()) == []
+    assert sorted(p.name for p in src.parent.iterdir()) == ["unknown-op.onnx"]
+    assert cwd.samefile(".")  # the working directory is restored
