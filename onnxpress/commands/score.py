@@ -4,8 +4,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from onnxpress.runtime.batching import DEFAULT_MAX_BATCH_TOKENS, GPU_MAX_BATCH_TOKENS
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -26,9 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--variant", default="auto", help="variant from the manifest (default: auto)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: one per core)")
+    # The defaults are not imported here: registering a command stays import-free (fast --help).
     p.add_argument("--max-batch-tokens", type=int, default=None,
-                   help=f"padded tokens per model run (default: {DEFAULT_MAX_BATCH_TOKENS} on CPU, "
-                   f"{GPU_MAX_BATCH_TOKENS} on GPU)")
+                   help="padded tokens per model run (default: the runtime's budget for the device, "
+                   "onnxpress.runtime.batching)")
     p.add_argument("--max-batch-size", type=int, default=None, help="rows per model run")
     p.add_argument("--chunk-rows", type=int, default=2048, help="rows per committed part (resume granularity)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
