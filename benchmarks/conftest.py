@@ -7,9 +7,13 @@ Threads: `$ONNXPRESS_BENCH_THREADS`, else every usable CPU. Not part of `make te
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
+
+TESTS = Path(__file__).resolve().parent.parent / "tests"
+sys.path.insert(0, str(TESTS))  # the tiny model builders live with the tests (tiny_classifier.py)
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -27,10 +31,10 @@ def bench_artifact(tmp_path_factory) -> Path:
     explicit = os.environ.get("ONNXPRESS_BENCH_ARTIFACT")
     if explicit:
         return Path(explicit)
-    default = Path(__file__).resolve().parent.parent / "artifacts" / "clf"
+    default = TESTS.parent / "artifacts" / "clf"
     if (default / "manifest.json").is_file():
         return default
-    from onnxpress.benchmarks.tiny import build_artifact, build_checkpoint
+    from tiny_classifier import build_artifact, build_checkpoint
 
     ckpt = build_checkpoint(tmp_path_factory.mktemp("ckpt"))
     return build_artifact(ckpt, tmp_path_factory.mktemp("art"))
@@ -47,7 +51,7 @@ def bench_texts() -> list[str]:
     except UserError:
         import random
 
-        from onnxpress.benchmarks.tiny import WORDS
+        from tiny_classifier import WORDS
 
         rng = random.Random(0)
         return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 60))) for _ in range(2000)]

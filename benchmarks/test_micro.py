@@ -70,7 +70,7 @@ class RandomStepDecoder:
 
 @pytest.mark.parametrize("beam_size", [1, 4])
 def test_beam_search_steps(benchmark, beam_size):
-    from onnxpress.runtime.search import beam_search, greedy_search
+    from onnxpress.runtime.beam_search import beam_search, greedy_search
 
     n, vocab, hidden, steps = 16, 8000, 512, 20
     dec = RandomStepDecoder(vocab, src_len=15)

@@ -35,7 +35,7 @@ def load_texts(spec: str) -> TextSet:
     text with one input per line.
     """
     if spec == "ag_news":
-        from onnxpress.training.data import MARKER, SUBDIR, read_csv, read_label_names
+        from onnxpress.training.ag_news import MARKER, SUBDIR, read_csv, read_label_names
         from onnxpress.training.data_root import find_dataset, not_found_message
 
         directory = find_dataset(None, SUBDIR, MARKER)
@@ -44,7 +44,7 @@ def load_texts(spec: str) -> TextSet:
         split = read_csv(directory / MARKER, read_label_names(directory))
         return TextSet(split.texts, [split.label_names[i] for i in split.labels], f"ag_news test ({split.source})")
     if spec == "multi30k":
-        from onnxpress.training.parallel_data import resolve_data_dir
+        from onnxpress.training.multi30k import resolve_data_dir
 
         path = resolve_data_dir(None) / "test_2016_flickr.en"
         return TextSet([t for t in path.read_text(encoding="utf-8").splitlines() if t.strip()], None, str(path))
@@ -52,7 +52,7 @@ def load_texts(spec: str) -> TextSet:
     if not path.is_file():
         raise UserError(f"--data must be ag_news, multi30k or an existing file; {spec!r} is none of these")
     if path.suffix.lower() == ".csv":
-        from onnxpress.training.data import read_csv, read_label_names
+        from onnxpress.training.ag_news import read_csv, read_label_names
 
         split = read_csv(path, read_label_names(path.parent))
         return TextSet(split.texts, [split.label_names[i] for i in split.labels], str(path))
@@ -91,7 +91,7 @@ class SharedTokenizer:
     contender and to count real tokens (for tokens/s)."""
 
     def __init__(self, tokenizer_json: str | Path, max_length: int, input_names: Sequence[str]):
-        from onnxpress.runtime.tokenize import TextTokenizer
+        from onnxpress.runtime.text_tokenizer import TextTokenizer
 
         self.tok = TextTokenizer(tokenizer_json, max_length)
         self.input_names = list(input_names)

@@ -19,7 +19,7 @@ SCHEMA = "onnxpress-bench-translation/1"
 
 
 def run_translation_bench(cfg: Any) -> dict[str, Any]:
-    """`cfg` is a `suite.BenchConfig`; uses checkpoint, variants, threads, throughput_texts, quick rounds."""
+    """`cfg` is a `classifier_bench.BenchConfig`; uses checkpoint, variants, threads, throughput_texts, quick rounds."""
     from onnxpress.benchmarks.translator_bench import run_translator_bench
     from onnxpress.runtime.artifact import Artifact
 

@@ -59,7 +59,7 @@ def run_translator_bench(checkpoint: str, artifact: str, *, data_dir: str | None
     import torch
 
     from onnxpress.export.translator import bleu, languages, load_checkpoint
-    from onnxpress.training.parallel_data import read_parallel, resolve_data_dir
+    from onnxpress.training.multi30k import read_parallel, resolve_data_dir
 
     torch.set_num_threads(threads)
     loaded = load_checkpoint(checkpoint)

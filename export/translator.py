@@ -321,7 +321,7 @@ def validate(out: str | Path, loaded: LoadedTranslator, manifest: Any, options: 
 def export_translator(checkpoint: str | Path, out: str | Path, options: ExportOptions | None = None,
                       log: Callable[[str], None] = print) -> tuple[Any, dict[str, Any]]:
     """The whole command: load, export, convert, report coverage, validate, write the manifest."""
-    from onnxpress.training.parallel_data import read_parallel, resolve_data_dir
+    from onnxpress.training.multi30k import read_parallel, resolve_data_dir
 
     options = options or ExportOptions()
     loaded = load_checkpoint(checkpoint)

@@ -27,7 +27,7 @@ _EXPORTS = {
     "Manifest": "onnxpress.runtime.artifact",
     "Variant": "onnxpress.runtime.artifact",
     "TensorSpec": "onnxpress.runtime.artifact",
-    "TokenBudget": "onnxpress.runtime.batching",
+    "TokenBudget": "onnxpress.runtime.token_budget",
     "Engine": "onnxpress.runtime.engine",
     "EngineConfig": "onnxpress.runtime.engine",
     "detect": "onnxpress.runtime.devices",
@@ -37,7 +37,7 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
     from onnxpress.runtime.artifact import Artifact, Manifest, TensorSpec, Variant
-    from onnxpress.runtime.batching import TokenBudget
+    from onnxpress.runtime.token_budget import TokenBudget
     from onnxpress.runtime.classifier import Classifier, Prediction, Scores
     from onnxpress.runtime.devices import detect
     from onnxpress.runtime.engine import Engine, EngineConfig

@@ -9,7 +9,7 @@ import numpy as np
 
 from onnxpress.errors import UserError
 from onnxpress.runtime.artifact import Artifact
-from onnxpress.runtime.batching import (
+from onnxpress.runtime.token_budget import (
     DEFAULT_MAX_BATCH_SIZE,
     DEFAULT_MAX_BATCH_TOKENS,
     GPU_MAX_BATCH_SIZE,
@@ -19,8 +19,8 @@ from onnxpress.runtime.batching import (
 )
 from onnxpress.runtime.devices import Accelerators, detect
 from onnxpress.runtime.engine import Engine, EngineConfig, check_opset
-from onnxpress.runtime.select import choose
-from onnxpress.runtime.tokenize import Encoded, TextTokenizer, check_texts
+from onnxpress.runtime.variants import choose
+from onnxpress.runtime.text_tokenizer import Encoded, TextTokenizer, check_texts
 
 KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 GRAPH_SEQ_MULTIPLE = 16  # sequence-length bucket for CUDA graphs

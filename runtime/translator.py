@@ -11,7 +11,7 @@ The artifact holds two graphs (written by `onnxpress export translator`):
 The decoder has a beam axis, so all beams of a sentence read the same encoder states: they
 are computed once per batch and fed to every step as they are (bound on the device once with
 IO binding on GPU), and shrink only when finished sentences leave the batch. The search itself
-(greedy and beam, numpy) lives in `onnxpress.runtime.search`.
+(greedy and beam, numpy) lives in `onnxpress.runtime.beam_search`.
 """
 from __future__ import annotations
 
@@ -23,12 +23,12 @@ import numpy as np
 
 from onnxpress.errors import UserError
 from onnxpress.runtime.artifact import Artifact
-from onnxpress.runtime.batching import TokenBudget
+from onnxpress.runtime.token_budget import TokenBudget
 from onnxpress.runtime.devices import Accelerators, detect
 from onnxpress.runtime.engine import Engine, EngineConfig, check_opset
-from onnxpress.runtime.search import Hypothesis, beam_search, greedy_search
-from onnxpress.runtime.select import choose
-from onnxpress.runtime.tokenize import Encoded, TextTokenizer, check_texts
+from onnxpress.runtime.beam_search import Hypothesis, beam_search, greedy_search
+from onnxpress.runtime.variants import choose
+from onnxpress.runtime.text_tokenizer import Encoded, TextTokenizer, check_texts
 
 ENCODER_INPUTS = ("src_ids", "src_mask")
 ENCODER_OUTPUTS = ("encoder_states", "keys", "hidden")

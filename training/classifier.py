@@ -26,7 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from onnxpress.errors import UserError
-from onnxpress.training.data import load_ag_news
+from onnxpress.training.ag_news import load_ag_news
 from onnxpress.training.metrics import classification_report, save_confusion_matrix
 from onnxpress.training.modeling import POOLINGS, build_classifier
 

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from onnxpress.errors import UserError
-from onnxpress.training import parallel_data, subword
+from onnxpress.training import multi30k, subword
 from onnxpress.training.bleu import corpus_bleu
 from onnxpress.training.decoding import encode_sources, translate
 from onnxpress.training.seq2seq import Seq2Seq, Seq2SeqConfig, count_parameters
@@ -193,12 +193,12 @@ def train_translator(s: TrainSettings) -> dict:
     if s.threads:
         torch.set_num_threads(s.threads)
     out = Path(s.out)
-    data_dir = parallel_data.resolve_data_dir(s.data)
-    train = parallel_data.read_parallel(data_dir, "train", s.src, s.tgt)
-    val = parallel_data.read_parallel(data_dir, "val", s.src, s.tgt)
-    test = parallel_data.read_parallel(data_dir, s.eval_split, s.src, s.tgt)
+    data_dir = multi30k.resolve_data_dir(s.data)
+    train = multi30k.read_parallel(data_dir, "train", s.src, s.tgt)
+    val = multi30k.read_parallel(data_dir, "val", s.src, s.tgt)
+    test = multi30k.read_parallel(data_dir, s.eval_split, s.src, s.tgt)
     if s.train_limit:
-        train = parallel_data.ParallelCorpus("train", s.src, s.tgt, train.source[: s.train_limit], train.target[: s.train_limit])
+        train = multi30k.ParallelCorpus("train", s.src, s.tgt, train.source[: s.train_limit], train.target[: s.train_limit])
 
     resume = out.joinpath(CHECKPOINT).is_file()
     if resume:

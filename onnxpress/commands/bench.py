@@ -69,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnxpress.benchmarks.suite import MODES, BenchConfig
+    from onnxpress.benchmarks.classifier_bench import MODES, BenchConfig
 
     threads = args.threads or default_threads()
     modes = args.modes or list(MODES)
@@ -108,7 +108,7 @@ def run_config(cfg: "BenchConfig") -> int:  # noqa: F821 - imported lazily
     if Artifact.open(cfg.artifact).task == "translation":
         return run_translation(cfg)
     from onnxpress.benchmarks.report import write_all
-    from onnxpress.benchmarks.suite import run_classifier_bench
+    from onnxpress.benchmarks.classifier_bench import run_classifier_bench
 
     results = run_classifier_bench(cfg)
     paths = write_all(results, cfg.out)

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
     from onnxpress.errors import UserError
     from onnxpress.export.classifier import ExportOptions, export_classifier, inspect_checkpoint, parse_variants
-    from onnxpress.training.data import load_ag_news
+    from onnxpress.training.ag_news import load_ag_news
 
     hf_logging.set_verbosity_error()
     variants = parse_variants(args.variants)  # fail fast, before reading data

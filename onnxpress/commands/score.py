@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     # The defaults are not imported here: registering a command stays import-free (fast --help).
     p.add_argument("--max-batch-tokens", type=int, default=None,
                    help="padded tokens per model run (default: the runtime's budget for the device, "
-                   "onnxpress.runtime.batching)")
+                   "onnxpress.runtime.token_budget)")
     p.add_argument("--max-batch-size", type=int, default=None, help="rows per model run")
     p.add_argument("--chunk-rows", type=int, default=2048, help="rows per committed part (resume granularity)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")

@@ -1,4 +1,4 @@
-"""Fixtures for the harness tests: the tiny real classifier from `onnxpress.benchmarks.tiny`."""
+"""Fixtures for the harness tests: the tiny real classifier from `tests/tiny_classifier.py`."""
 from __future__ import annotations
 
 import os
@@ -10,7 +10,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from onnxpress.benchmarks.tiny import build_artifact, build_checkpoint, write_texts_csv  # noqa: E402
+from tiny_classifier import build_artifact, build_checkpoint, write_texts_csv  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ def toy_translation(tmp_path_factory):
     from safetensors.torch import save_model
 
     from onnxpress.export.translator import ExportOptions, build_artifact
-    from onnxpress.export.translator_toy import ENGLISH, GERMAN, build_toy_translator
+    from toy_translator import ENGLISH, GERMAN, build_toy_translator
     from onnxpress.training.translator import CONFIG, WEIGHTS
 
     root = tmp_path_factory.mktemp("toy_mt")

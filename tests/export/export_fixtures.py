@@ -41,7 +41,7 @@ def synthetic_texts(n: int, seed: int) -> tuple[list[str], list[int]]:
 def build_tokenizer(directory: Path):
     from transformers import PreTrainedTokenizerFast
 
-    from onnxpress.benchmarks.tiny import wordpiece_tokenizer
+    from tiny_classifier import wordpiece_tokenizer
 
     tok = wordpiece_tokenizer(sorted({w for ws in TOPICS.values() for w in ws} | set(FILLER)))
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",

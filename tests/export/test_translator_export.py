@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 
 from onnxpress.export.translator import ExportOptions, add_coverage, build_artifact, validate  # noqa: E402
-from onnxpress.export.translator_toy import ENGLISH, GERMAN, build_toy_translator  # noqa: E402
+from toy_translator import ENGLISH, GERMAN, build_toy_translator  # noqa: E402
 
 
 @pytest.fixture(scope="module")

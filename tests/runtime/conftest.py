@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from onnxpress.benchmarks.tiny import WORDS
+from tiny_classifier import WORDS
 from runtime_fixtures import write_artifact
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from onnxpress.benchmarks.tiny import MAX_LENGTH, WORDS, export_logits_onnx, random_bert, wordpiece_tokenizer
+from tiny_classifier import MAX_LENGTH, WORDS, export_logits_onnx, random_bert, wordpiece_tokenizer
 
 LABELS = ["World", "Sports", "Business"]
 __all__ = ["LABELS", "MAX_LENGTH", "WORDS"]

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from onnxpress.runtime.batching import TokenBudget, bucket_batch_size, padding_ratio
-from onnxpress.runtime.tokenize import Encoded
+from onnxpress.runtime.token_budget import TokenBudget, bucket_batch_size, padding_ratio
+from onnxpress.runtime.text_tokenizer import Encoded
 
 
 def _check_plan(lengths, budget):

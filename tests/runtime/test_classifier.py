@@ -9,7 +9,7 @@ from tokenizers import Tokenizer
 from runtime_fixtures import LABELS, MAX_LENGTH
 from onnxpress.errors import UserError
 from onnxpress.runtime import Classifier, Prediction
-from onnxpress.runtime.batching import DEFAULT_MAX_BATCH_TOKENS
+from onnxpress.runtime.token_budget import DEFAULT_MAX_BATCH_TOKENS
 from onnxpress.runtime.devices import CPU_EP, CUDA_EP, TRT_EP, detect
 from onnxpress.runtime.engine import Engine, EngineConfig
 
@@ -96,7 +96,7 @@ def test_fixed_shape_buckets_give_same_result(artifact_dir, texts, fp32):
     # the CUDA-graph path (pre-bound buffers per bucket), run on CPU memory without graphs
     base = Classifier.load(artifact_dir, variant="fp32", threads=1, accelerators=NO_GPU)
     engine = Engine(base.engine.session._model_path, EngineConfig(device="cpu", threads=1, cuda_graphs=True))
-    from onnxpress.runtime.batching import TokenBudget
+    from onnxpress.runtime.token_budget import TokenBudget
 
     clf = Classifier(base.artifact, "fp32", engine, base.tokenizer, TokenBudget(256, 16, pad_to_multiple=16),
                      fixed_shapes=True)
@@ -192,7 +192,7 @@ def test_session_options_are_deliberate(artifact_dir):
 
 
 def test_encoding_in_slices_is_identical(fp32, texts, monkeypatch):
-    import onnxpress.runtime.tokenize as tok
+    import onnxpress.runtime.text_tokenizer as tok
 
     whole = fp32.encode(texts)
     monkeypatch.setattr(tok, "ENCODE_SLICE", 7)

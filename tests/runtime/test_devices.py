@@ -3,7 +3,7 @@ import pytest
 from onnxpress.errors import UserError
 from onnxpress.runtime.artifact import Artifact
 from onnxpress.runtime.devices import CPU_EP, CUDA_EP, TRT_EP, detect, provider_chain
-from onnxpress.runtime.select import candidates, choose
+from onnxpress.runtime.variants import candidates, choose
 
 ALL = [TRT_EP, CUDA_EP, CPU_EP]
 NO_GPU = (False, "no NVIDIA GPU device (/dev/nvidia*) on this machine", False, "no GPU")

@@ -16,7 +16,7 @@ pytestmark = [
 
 def test_int8_accuracy_matches_export_report():
     from onnxpress.runtime import Classifier
-    from onnxpress.training.data import MARKER, SUBDIR, read_csv, read_label_names
+    from onnxpress.training.ag_news import MARKER, SUBDIR, read_csv, read_label_names
     from onnxpress.training.data_root import find_dataset
 
     directory = find_dataset(None, SUBDIR, MARKER)
@@ -33,7 +33,7 @@ def test_int8_accuracy_matches_export_report():
 
 
 def test_cold_start_and_rss():
-    out = subprocess.run([sys.executable, "-m", "onnxpress.benchmarks.cold_start", str(ARTIFACT), "--runs", "3",
+    out = subprocess.run([sys.executable, "-m", "onnxpress.benchmarks.probes.cold_start", str(ARTIFACT), "--runs", "3",
                           "--threads", "2"], capture_output=True, text=True, check=True)
     import json
 

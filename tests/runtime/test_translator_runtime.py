@@ -17,7 +17,7 @@ pytest.importorskip("onnx")
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     from onnxpress.export.translator import ExportOptions, build_artifact
-    from onnxpress.export.translator_toy import build_toy_translator
+    from toy_translator import build_toy_translator
 
     root = tmp_path_factory.mktemp("toy_translator")
     loaded = build_toy_translator(root / "ckpt")
@@ -68,7 +68,7 @@ def test_beam_search_matches_pytorch(toy, fp32, beam, penalty):
 
 def test_beam_one_equals_greedy(fp32):
     greedy = fp32.translate(SOURCES, beam_size=1, return_attention=True)
-    from onnxpress.runtime.search import beam_search
+    from onnxpress.runtime.beam_search import beam_search
 
     enc = fp32.source.encode(SOURCES, with_type_ids=False)
     rows = np.arange(len(SOURCES))

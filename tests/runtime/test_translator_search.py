@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 import pytest
 
-from onnxpress.runtime.search import beam_search, greedy_search
+from onnxpress.runtime.beam_search import beam_search, greedy_search
 
 BOS, EOS = 0, 1
 

@@ -5,7 +5,7 @@ import pytest
 
 from classifier_fixtures import ag_dir  # noqa: F401 (pytest fixtures)
 from onnxpress.errors import UserError
-from onnxpress.training.data import DEFAULT_LABELS, clean_text, load_ag_news, read_csv, read_label_names
+from onnxpress.training.ag_news import DEFAULT_LABELS, clean_text, load_ag_news, read_csv, read_label_names
 
 LABELS = ["World", "Sports", "Business", "Sci/Tech"]
 

@@ -40,7 +40,7 @@ def test_tiny_bert_learns_and_round_trips(tiny_config, pooling):
     assert not model.training
     assert model.config.id2label == {0: "World", 1: "Sports", 2: "Business", 3: "Sci/Tech"}
     tokenizer = AutoTokenizer.from_pretrained(out)
-    from onnxpress.training.data import load_ag_news
+    from onnxpress.training.ag_news import load_ag_news
 
     _, test = load_ag_news(cfg.data)
     seqs = clf.encode(tokenizer, test.texts, 32)

@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 
 from onnxpress.errors import UserError
-from onnxpress.training import parallel_data, subword
+from onnxpress.training import multi30k, subword
 from translator_fixtures import PAIRS, mt_dir, pair_tokenizers, write_split  # noqa: F401 (fixtures)
 
 
 def test_reads_aligned_split(mt_dir: Path):
-    corpus = parallel_data.read_parallel(mt_dir, "train", "de", "en")
+    corpus = multi30k.read_parallel(mt_dir, "train", "de", "en")
     assert len(corpus) == 40
     assert (corpus.source[0], corpus.target[0]) == PAIRS[0]
 
@@ -19,7 +19,7 @@ def test_reads_aligned_split(mt_dir: Path):
 def test_mismatched_line_counts(mt_dir: Path):
     (mt_dir / "val.en").write_text("One line.\n")
     with pytest.raises(UserError, match=r"differ in length: .*val.de has 8 lines, .*val.en has 1"):
-        parallel_data.read_parallel(mt_dir, "val", "de", "en")
+        multi30k.read_parallel(mt_dir, "val", "de", "en")
 
 
 def test_empty_line_names_file_and_line(mt_dir: Path):
@@ -27,7 +27,7 @@ def test_empty_line_names_file_and_line(mt_dir: Path):
     lines[2] = "   "
     (mt_dir / "val.de").write_text("\n".join(lines) + "\n")
     with pytest.raises(UserError, match=r"val.de:3: empty line"):
-        parallel_data.read_parallel(mt_dir, "val", "de", "en")
+        multi30k.read_parallel(mt_dir, "val", "de", "en")
 
 
 @pytest.mark.parametrize("src,tgt,message", [
@@ -37,17 +37,17 @@ def test_empty_line_names_file_and_line(mt_dir: Path):
 ])
 def test_bad_language_pairs(mt_dir: Path, src, tgt, message):
     with pytest.raises(UserError, match=message):
-        parallel_data.read_parallel(mt_dir, "train", src, tgt)
+        multi30k.read_parallel(mt_dir, "train", src, tgt)
 
 
 def test_missing_split(mt_dir: Path):
     with pytest.raises(UserError, match=r"split 'test_2017_flickr' missing.*splits here: test_2016_flickr, train, val"):
-        parallel_data.read_parallel(mt_dir, "test_2017_flickr", "de", "en")
+        multi30k.read_parallel(mt_dir, "test_2017_flickr", "de", "en")
 
 
 def test_missing_data_dir(tmp_path: Path):
     with pytest.raises(UserError, match="no translation/multi30k data"):
-        parallel_data.resolve_data_dir(tmp_path)
+        multi30k.resolve_data_dir(tmp_path)
 
 
 def test_tokenizers_detokenize_exactly_and_use_fixed_special_ids(pair_tokenizers):

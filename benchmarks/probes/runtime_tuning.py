@@ -1,6 +1,6 @@
 """Tune the runtime's batching/session defaults on AG News test (7,600 texts, tokenization included).
 
-    python -m onnxpress.benchmarks.runtime_tuning ARTIFACT [--rounds 2] [--threads 2]
+    python -m onnxpress.benchmarks.probes.runtime_tuning ARTIFACT [--rounds 2] [--threads 2]
 
 Every configuration is a fresh `Classifier` timed on the full list through `predict` (one call),
 configurations interleaved round by round; prints texts/s (median over rounds) and the
@@ -33,7 +33,7 @@ def main() -> None:
 
     from onnxpress.benchmarks.texts import load_texts
     from onnxpress.runtime import Classifier
-    from onnxpress.runtime.batching import padding_ratio
+    from onnxpress.runtime.token_budget import padding_ratio
 
     ap = argparse.ArgumentParser()
     ap.add_argument("artifact")

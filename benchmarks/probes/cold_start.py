@@ -1,6 +1,6 @@
 """Cold start and peak RSS of the torch-free runtime, each sample in a fresh process.
 
-    python -m onnxpress.benchmarks.cold_start ARTIFACT [--variant int8] [--threads 2] [--runs 5]
+    python -m onnxpress.benchmarks.probes.cold_start ARTIFACT [--variant int8] [--threads 2] [--runs 5]
            [--ag-news]   # also predict the whole AG News test set, then report peak RSS
 
 Cold start = wall time from spawning `python` to the first prediction being printed

@@ -1,0 +1,1 @@
+"""One-question measurements kept runnable (`python -m onnxpress.benchmarks.probes.NAME --help`)."""
