@@ -1,0 +1,1 @@
+"""The `onnxpress demo` job: resumable steps and the report they produce."""
