@@ -1,0 +1,122 @@
+"""`onnxpress serve ARTIFACT...`: KServe v2 + JSON HTTP server over dynamically batched models."""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+
+from onnxpress.errors import UserError
+
+API_KEY_ENV = "ONNXPRESS_API_KEY"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from onnxpress.runtime.server.settings import DEFAULT_HOST, DEFAULT_PORT, Limits, ServerSettings
+
+    limits, server = Limits(), ServerSettings()
+    p = subparsers.add_parser(
+        "serve", help="serve artifacts over HTTP (KServe v2, JSON API, /metrics, a playground page)",
+        description="Serves every artifact given (classifiers and translators) with a dynamic batcher per model: "
+                    "KServe v2 / Triton HTTP at /v2, a JSON API at /v1, OpenAPI docs at /docs, Prometheus "
+                    "metrics at /metrics and a playground page at /. Binds 127.0.0.1 unless told otherwise. "
+                    "Needs the serve extra: pip install 'onnxpress[serve]'.")
+    p.add_argument("artifacts", nargs="*", help="artifact directories, served under their folder name")
+    p.add_argument("--name", action="append", default=[], metavar="NAME=PATH",
+                   help="serve the artifact at PATH as NAME (repeatable)")
+    p.add_argument("--host", default=DEFAULT_HOST, help="address to bind")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (0: any free port, printed at start)")
+    p.add_argument("--api-key", default=None,
+                   help=f"require 'Authorization: Bearer KEY' on all but health and the page (or ${API_KEY_ENV})")
+    p.add_argument("--variant", default="auto", help="model variant: auto or a manifest variant name")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or tensorrt")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads per session (default: per core)")
+    p.add_argument("--max-batch-tokens", type=int, default=None, help="padded tokens per model run")
+    p.add_argument("--max-batch-size", type=int, default=None, help="rows per model run")
+    p.add_argument("--max-queue-delay-ms", type=float, default=server.max_queue_delay_ms,
+                   help="how long a request waits for others to batch with")
+    p.add_argument("--max-queue-size", type=int, default=server.max_queue_size,
+                   help="queued requests per model before answering 503")
+    p.add_argument("--request-timeout", type=float, default=server.request_timeout_s,
+                   help="seconds before a request is answered 504")
+    p.add_argument("--max-texts", type=int, default=limits.max_texts, help="texts per request")
+    p.add_argument("--max-chars", type=int, default=limits.max_chars, help="characters per text")
+    p.add_argument("--max-body-bytes", type=int, default=limits.max_body_bytes, help="request body bytes")
+    p.add_argument("--shutdown-grace", type=float, default=server.shutdown_grace_s,
+                   help="seconds to stay up answering not-ready after SIGTERM (for load balancers)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=run)
+
+
+def settings_from(args: argparse.Namespace):
+    from onnxpress.runtime.server.settings import Limits, ServerSettings
+
+    positive = {"--max-queue-size": args.max_queue_size, "--request-timeout": args.request_timeout,
+                "--max-texts": args.max_texts, "--max-chars": args.max_chars,
+                "--max-body-bytes": args.max_body_bytes}
+    bad = [flag for flag, value in positive.items() if value <= 0]
+    if bad or args.max_queue_delay_ms < 0 or args.shutdown_grace < 0 or not 0 <= args.port < 65536:
+        raise UserError(f"out of range: {', '.join(bad) or '--max-queue-delay-ms, --shutdown-grace or --port'}")
+    return ServerSettings(
+        host=args.host, port=args.port, api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
+        limits=Limits(max_texts=args.max_texts, max_chars=args.max_chars, max_body_bytes=args.max_body_bytes),
+        request_timeout_s=args.request_timeout, max_queue_delay_ms=args.max_queue_delay_ms,
+        max_queue_size=args.max_queue_size, shutdown_grace_s=args.shutdown_grace)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import fastapi  # noqa: F401
+        import prometheus_client  # noqa: F401
+        import uvicorn
+    except ImportError as exc:
+        raise UserError(f"serving needs the serve extra ({exc.name} is missing): "
+                        f"pip install 'onnxpress[serve]'") from None
+    import logging
+    import socket
+
+    from onnxpress.runtime.batcher import BatcherConfig
+    from onnxpress.runtime.server.app import create_app
+    from onnxpress.runtime.server.metrics import Metrics
+    from onnxpress.runtime.server.models import Registry, load_model, parse_model_args
+    from onnxpress.runtime.server.shutdown import GracefulServer, Lifecycle
+    from onnxpress.runtime.server.state import ServerState
+
+    settings = settings_from(args)
+    pairs = parse_model_args(args.artifacts, args.name)
+    logging.basicConfig(level=args.log_level.upper(), format="%(message)s", stream=sys.stderr)
+    metrics = Metrics()
+    config = BatcherConfig(max_queue_delay_ms=settings.max_queue_delay_ms, max_queue_size=settings.max_queue_size,
+                           timeout_s=settings.request_timeout_s)
+    models = [load_model(name, path, config, metrics.observer(name), variant=args.variant, device=args.device,
+                         threads=args.threads, max_batch_tokens=args.max_batch_tokens,
+                         max_batch_size=args.max_batch_size) for name, path in pairs]
+    lifecycle = Lifecycle()
+    app = create_app(ServerState(Registry(models), settings, metrics, lifecycle))
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        raise UserError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from None
+    host, port = sock.getsockname()[:2]
+    if not _loopback(settings.host) and not settings.api_key:
+        print(f"onnxpress: warning: listening on {settings.host} without --api-key", file=sys.stderr)
+    for m in models:
+        print(f"onnxpress: {m.name}: {m.kind} {m.model!r} loaded in {m.load_seconds:.2f} s", file=sys.stderr)
+    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    print(f"onnxpress: serving {len(models)} model(s) at http://{shown}:{port}", file=sys.stderr, flush=True)
+    uv_config = uvicorn.Config(app, log_config=None, access_log=False, log_level=args.log_level,
+                               timeout_graceful_shutdown=max(settings.request_timeout_s, 1.0))
+    GracefulServer(uv_config, lifecycle, grace_s=settings.shutdown_grace_s).run(sockets=[sock])
+    return 0
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

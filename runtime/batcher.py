@@ -1,0 +1,338 @@
+"""Dynamic batching across callers: one queue and one worker thread per model (no web code here).
+
+    from onnxpress.runtime import Classifier
+    from onnxpress.runtime.batcher import Batcher
+
+    with Batcher(Classifier.load("artifacts/clf")) as batcher:
+        probs = batcher.submit(["Stocks rally ..."]).result()   # np.ndarray [1, n_labels]
+
+Requests from any number of threads wait in a bounded FIFO queue. The worker takes the oldest
+request, waits at most `max_queue_delay_ms` for company, then takes every queued request with the
+same key (the translator's beam size and attention flag) up to the model's `max_batch_size` rows,
+tokenizes them in one call and runs them together: the classifier's `infer` packs the rows by length
+under the token budget (a long text does not pad a batch of short ones). Each caller's future gets
+exactly its own results, in order. A full queue refuses at once (`Overloaded`); a request still queued
+at its deadline fails with `DeadlineExceeded` without being computed; `close(drain=True)` computes
+everything already accepted.
+
+The queue and the batch budget are measured here, where they live; `BatchObserver` receives the
+figures (`BatchStats` keeps totals; the server exports them to Prometheus).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+from onnxpress.runtime.text_tokenizer import check_texts
+
+
+class BatcherError(Exception):
+    """A request the batcher did not compute."""
+
+
+class Overloaded(BatcherError):
+    """The queue is full: retry later."""
+
+
+class DeadlineExceeded(BatcherError):
+    """The request was still queued when its deadline passed."""
+
+
+class Closed(BatcherError):
+    """The batcher is closed (shutting down) and accepts no new requests."""
+
+
+@dataclass(frozen=True)
+class BatcherConfig:
+    """Queueing policy. Batch sizes come from the model's own `budget` (the offline token budget)."""
+
+    max_queue_delay_ms: float = 2.0  # how long the oldest request waits for others to join it
+    max_queue_size: int = 256  # queued requests (not texts) before `Overloaded`
+    timeout_s: float | None = None  # default per-request deadline, from submission
+
+    def __post_init__(self) -> None:
+        if self.max_queue_delay_ms < 0 or self.max_queue_size < 1:
+            raise ValueError("max_queue_delay_ms must be >= 0 and max_queue_size >= 1")
+        if self.timeout_s is not None and self.timeout_s <= 0:
+            raise ValueError("timeout_s must be positive")
+
+
+class BatchObserver(Protocol):
+    """Receives the batcher's measurements (called from the worker thread)."""
+
+    def queued(self, seconds: float) -> None:
+        """One request left the queue after `seconds`."""
+
+    def executed(self, rows: int, tokens: int | None) -> None:
+        """One model run of `rows` rows and `tokens` padded tokens (None where not known)."""
+
+    def computed(self, seconds: float, requests: int, rows: int) -> None:
+        """One merged group of `requests` requests (`rows` texts) took `seconds` to compute."""
+
+
+@dataclass
+class BatchStats:
+    """Running totals: the default observer, enough for an embedding app's own logging."""
+
+    requests: int = 0
+    rows: int = 0
+    runs: int = 0
+    tokens: int = 0
+    queue_seconds: float = 0.0
+    compute_seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def queued(self, seconds: float) -> None:
+        with self._lock:
+            self.queue_seconds += seconds
+
+    def executed(self, rows: int, tokens: int | None) -> None:
+        with self._lock:
+            self.runs += 1
+            self.tokens += tokens or 0
+
+    def computed(self, seconds: float, requests: int, rows: int) -> None:
+        with self._lock:
+            self.requests += requests
+            self.rows += rows
+            self.compute_seconds += seconds
+
+    @property
+    def mean_batch_rows(self) -> float:
+        return self.rows / self.runs if self.runs else 0.0
+
+
+@dataclass
+class _Request:
+    texts: list[str]
+    key: tuple
+    future: Future
+    enqueued: float
+    deadline: float | None
+
+
+class _ClassifierWork:
+    """Merged rows through `encode` + `infer`; each request gets its rows of probabilities."""
+
+    def __init__(self, classifier: Any):
+        self.model = classifier
+        self.budget = classifier.budget
+
+    def key(self, options: dict[str, Any]) -> tuple:
+        if options:
+            raise TypeError(f"a classifier takes no options (got {sorted(options)})")
+        return ()
+
+    def empty(self, key: tuple) -> Any:
+        return np.zeros((0, len(self.model.labels)), np.float32)
+
+    def run(self, texts: list[str], key: tuple, observer: BatchObserver) -> Sequence[Any]:
+        encoded = self.model.encode(texts)
+        for batch in self.budget.plan(encoded.lengths):
+            observer.executed(batch.size, batch.tokens)
+        return self.model.infer(encoded)
+
+
+class _TranslatorWork:
+    """Merged sentences through `translate`; requests with different options are never merged."""
+
+    def __init__(self, translator: Any):
+        self.model = translator
+        self.budget = translator.budget
+
+    def key(self, options: dict[str, Any]) -> tuple:
+        unknown = set(options) - {"beam_size", "return_attention"}
+        if unknown:
+            raise TypeError(f"unknown translate option(s) {sorted(unknown)}")
+        beam = options.get("beam_size")
+        if beam is not None and (isinstance(beam, bool) or not isinstance(beam, int) or beam < 1):
+            raise ValueError(f"beam_size must be an integer >= 1 (got {beam!r})")
+        return (beam, bool(options.get("return_attention", False)))
+
+    def empty(self, key: tuple) -> Any:
+        return []
+
+    def run(self, texts: list[str], key: tuple, observer: BatchObserver) -> Sequence[Any]:
+        beam, attention = key
+        for start in range(0, len(texts), self.budget.max_batch_size):
+            observer.executed(min(self.budget.max_batch_size, len(texts) - start), None)
+        return self.model.translate(texts, beam_size=beam, return_attention=attention)
+
+
+def _work_for(model: Any) -> _ClassifierWork | _TranslatorWork:
+    if hasattr(model, "translate"):
+        return _TranslatorWork(model)
+    if hasattr(model, "infer") and hasattr(model, "encode"):
+        return _ClassifierWork(model)
+    raise TypeError(f"cannot batch {type(model).__name__}: expected a Classifier or a Translator")
+
+
+class Batcher:
+    """Cross-thread dynamic batching for one `Classifier` or `Translator`.
+
+    `submit(texts)` returns a `concurrent.futures.Future`: probabilities [n, n_labels] for a
+    classifier, `list[Translation]` for a translator (options: `beam_size`, `return_attention`).
+    """
+
+    def __init__(self, model: Any, config: BatcherConfig | None = None,
+                 observer: BatchObserver | None = None, name: str = "model"):
+        self.model = model
+        self.config = config or BatcherConfig()
+        self.observer: BatchObserver = observer or BatchStats()
+        self.name = name
+        self._work = _work_for(model)
+        self._queue: deque[_Request] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._busy = False
+        self._thread = threading.Thread(target=self._loop, name=f"batcher-{name}", daemon=True)
+        self._thread.start()
+
+    # -- callers -----------------------------------------------------------------
+    def submit(self, texts: Sequence[str], *, timeout_s: float | None = None, **options: Any) -> Future:
+        """Queue `texts`; the future holds their results in order or a `BatcherError`.
+
+        Raises `Overloaded` or `Closed` at once (nothing queued), `TypeError`/`ValueError` for bad
+        input. `timeout_s` overrides the configured deadline.
+        """
+        texts = check_texts(texts)
+        key = self._work.key(options)
+        future: Future = Future()
+        if not texts:
+            future.set_running_or_notify_cancel()
+            future.set_result(self._work.empty(key))
+            return future
+        now = time.monotonic()
+        timeout = timeout_s if timeout_s is not None else self.config.timeout_s
+        request = _Request(texts, key, future, now, now + timeout if timeout is not None else None)
+        with self._cond:
+            if self._closed:
+                raise Closed(f"{self.name} is shutting down")
+            if len(self._queue) >= self.config.max_queue_size:
+                raise Overloaded(f"{self.name}: {len(self._queue)} requests queued (limit "
+                                 f"{self.config.max_queue_size}); retry later")
+            self._queue.append(request)
+            self._cond.notify()
+        return future
+
+    @property
+    def queue_depth(self) -> int:
+        """Requests waiting (not counting the group being computed)."""
+        return len(self._queue)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing being computed."""
+        with self._cond:
+            return not self._queue and not self._busy
+
+    def close(self, drain: bool = True, timeout: float | None = None) -> None:
+        """Refuse new requests; compute the queued ones (drain) or fail them with `Closed`."""
+        with self._cond:
+            self._closed = True
+            if not drain:
+                while self._queue:
+                    request = self._queue.popleft()
+                    if request.future.set_running_or_notify_cancel():
+                        request.future.set_exception(Closed(f"{self.name} closed before computing this request"))
+            self._cond.notify_all()
+        self._thread.join(timeout)
+
+    def __enter__(self) -> "Batcher":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close(drain=True)
+
+    # -- worker ------------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            group = self._next_group()
+            if group is None:
+                return
+            try:
+                self._compute(group)
+            finally:
+                with self._cond:
+                    self._busy = False
+
+    def _next_group(self) -> list[_Request] | None:
+        """Block for the oldest request, give others `max_queue_delay_ms` to join, take a group."""
+        delay = self.config.max_queue_delay_ms / 1e3
+        limit = self._work.budget.max_batch_size
+        with self._cond:
+            while True:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if not self._queue:
+                    return None
+                oldest = self._queue[0]
+                until = oldest.enqueued + delay
+                while not self._closed and self._rows_like(oldest.key, limit) < limit:
+                    left = until - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+                group = self._take(oldest.key, limit)
+                if group:
+                    self._busy = True
+                    return group
+
+    def _rows_like(self, key: tuple, limit: int) -> int:
+        rows = 0
+        for request in self._queue:
+            if request.key == key:
+                rows += len(request.texts)
+                if rows >= limit:
+                    break
+        return rows
+
+    def _take(self, key: tuple, limit: int) -> list[_Request]:
+        """Remove and return the FIFO run of requests with `key` up to `limit` rows (the first always).
+
+        Expired and cancelled requests are dropped on the way; others stay queued in order.
+        """
+        now = time.monotonic()
+        group: list[_Request] = []
+        kept: deque[_Request] = deque()
+        rows = 0
+        while self._queue:
+            request = self._queue.popleft()
+            if request.key != key or (group and rows + len(request.texts) > limit):
+                kept.append(request)
+                continue
+            if request.deadline is not None and now >= request.deadline:
+                if request.future.set_running_or_notify_cancel():
+                    request.future.set_exception(DeadlineExceeded(
+                        f"{self.name}: queued {now - request.enqueued:.3f} s, past its deadline"))
+                continue
+            if not request.future.set_running_or_notify_cancel():
+                continue  # the caller gave up
+            group.append(request)
+            rows += len(request.texts)
+        self._queue = kept
+        return group
+
+    def _compute(self, group: list[_Request]) -> None:
+        start = time.monotonic()
+        for request in group:
+            self.observer.queued(start - request.enqueued)
+        texts = [t for request in group for t in request.texts]
+        try:
+            results = self._work.run(texts, group[0].key, self.observer)
+        except BaseException as exc:  # noqa: BLE001 - the callers get the failure, the worker lives on
+            for request in group:
+                request.future.set_exception(exc)
+            return
+        self.observer.computed(time.monotonic() - start, len(group), len(texts))
+        offset = 0
+        for request in group:
+            n = len(request.texts)
+            request.future.set_result(results[offset : offset + n])
+            offset += n

@@ -1,0 +1,146 @@
+"""The FastAPI application: routes, the request gate (ids, auth, drain, body size, access log), errors."""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+import time
+import uuid
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from onnxpress import __version__
+from onnxpress.runtime.server import v1_routes, v2_routes
+from onnxpress.runtime.server.errors import ApiError, json_error
+from onnxpress.runtime.server.metrics import CONTENT_TYPE_LATEST
+from onnxpress.runtime.server.state import ServerState, state_of
+
+PAGE = Path(__file__).with_name("page") / "index.html"
+HEALTH = ("/v2/health/live", "/v2/health/ready")
+OPEN = HEALTH + ("/",)  # no bearer token needed: health probes and the static page (it holds no data)
+UNGATED = HEALTH + ("/metrics",)  # answered while draining too
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+access_log = logging.getLogger("onnxpress.access")
+
+
+class Gate:
+    """Pure ASGI middleware in front of every route.
+
+    Gives each request an id (the client's `X-Request-ID` when sane), checks the bearer token,
+    refuses new work while draining, refuses bodies whose Content-Length exceeds the limit, counts
+    requests in flight for the graceful shutdown and writes one JSON access-log line per request.
+    """
+
+    def __init__(self, app: ASGIApp, state: ServerState):
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        given = headers.get("x-request-id", "")
+        request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        path = scope["path"]
+        start = time.perf_counter()
+        status = [0]
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                message["headers"] = list(message.get("headers", [])) + [(b"x-request-id", request_id.encode())]
+            await send(message)
+
+        refusal = self._refusal(path, headers)
+        try:
+            if refusal is not None:
+                await refusal(scope, receive, send_with_id)
+            elif path in UNGATED:
+                await self.app(scope, receive, send_with_id)
+            else:
+                self.state.lifecycle.enter()
+                try:
+                    await self.app(scope, receive, send_with_id)
+                finally:
+                    self.state.lifecycle.leave()
+        finally:
+            access_log.info(json.dumps({
+                "ts": round(time.time(), 3), "request_id": request_id, "method": scope["method"], "path": path,
+                "status": status[0], "ms": round((time.perf_counter() - start) * 1e3, 2),
+                "client": (scope.get("client") or ("", 0))[0]}))
+
+    def _refusal(self, path: str, headers: dict[str, str]) -> Response | None:
+        settings = self.state.settings
+        key = settings.api_key
+        if key and path not in OPEN:
+            auth = headers.get("authorization", "")
+            token = auth[7:] if auth[:7].lower() == "bearer " else ""
+            if not hmac.compare_digest(token.encode(), key.encode()):
+                return json_error(401, "missing or wrong bearer token (Authorization: Bearer KEY)",
+                                  {"WWW-Authenticate": "Bearer"})
+        if self.state.lifecycle.draining and path not in UNGATED:
+            return json_error(503, "shutting down: not accepting new requests", {"Retry-After": "1",
+                                                                                "Connection": "close"})
+        length = headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > settings.limits.max_body_bytes):
+            return json_error(413, f"body of {length} bytes; the limit is {settings.limits.max_body_bytes}")
+        return None
+
+
+def create_app(state: ServerState) -> FastAPI:
+    """The application for `state`'s models; closing it drains their batchers."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.registry.close(drain=True)
+
+    app = FastAPI(title="onnxpress", version=__version__, lifespan=lifespan,
+                  description="Text classification and translation on ONNX Runtime: KServe v2 and a JSON API.")
+    app.state.server = state
+    for served in state.registry.models.values():
+        state.metrics.load_duration.labels(served.name).set(served.load_seconds)
+        state.metrics.track_queue(served.name, lambda b=served.batcher: b.queue_depth)
+    app.include_router(v2_routes.router)
+    app.include_router(v1_routes.router)
+
+    @app.get("/", include_in_schema=False)
+    def page() -> HTMLResponse:
+        return HTMLResponse(PAGE.read_text(encoding="utf-8"))
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        model = getattr(request.state, "model", None)
+        if model is not None:
+            state_of(request).observe_failure(model, exc.status)
+        return json_error(exc.status, exc.message, exc.headers or None)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        return json_error(400, "invalid request: " + "; ".join(_describe(e) for e in exc.errors()))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return json_error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    app.add_middleware(Gate, state=state)
+    return app
+
+
+def _describe(error: dict[str, Any]) -> str:
+    where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+    return f"{where}: {error.get('msg', 'invalid')}"

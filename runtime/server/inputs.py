@@ -1,0 +1,37 @@
+"""Input checks every route applies, in one place for both protocols."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from onnxpress.runtime.server.errors import InvalidInput, TooLarge
+from onnxpress.runtime.server.settings import Limits
+
+
+def check_texts(texts: Sequence[object], limits: Limits, where: str = "texts") -> list[str]:
+    """The texts, or InvalidInput / TooLarge naming the first offending item."""
+    if len(texts) == 0:
+        raise InvalidInput(f"{where} is empty: send at least one text")
+    if len(texts) > limits.max_texts:
+        raise TooLarge(f"{where} holds {len(texts)} texts; the limit is {limits.max_texts} per request")
+    out: list[str] = []
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InvalidInput(f"{where}[{i}] is {type(text).__name__}, expected a string")
+        if not text.strip():
+            raise InvalidInput(f"{where}[{i}] is empty")
+        if len(text) > limits.max_chars:
+            raise TooLarge(f"{where}[{i}] has {len(text)} characters; the limit is {limits.max_chars}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(f"{where}[{i}] is not valid Unicode (a lone surrogate?)") from None
+        out.append(text)
+    return out
+
+
+def check_beam_size(beam: object, limits: Limits) -> int | None:
+    if beam is None:
+        return None
+    if isinstance(beam, bool) or not isinstance(beam, int) or not 1 <= beam <= limits.max_beam_size:
+        raise InvalidInput(f"beam_size must be an integer from 1 to {limits.max_beam_size} (got {beam!r})")
+    return beam

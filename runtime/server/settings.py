@@ -1,0 +1,30 @@
+"""Server settings and input limits (plain values: the CLI reads their defaults without importing the server)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may hold."""
+
+    max_texts: int = 256  # texts per request
+    max_chars: int = 20_000  # characters per text
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_beam_size: int = 16
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    api_key: str | None = None
+    limits: Limits = Limits()
+    request_timeout_s: float = 30.0  # end-to-end deadline of one request
+    max_queue_delay_ms: float = 2.0
+    max_queue_size: int = 256  # queued requests per model
+    shutdown_grace_s: float = 0.0  # after SIGTERM: seconds of not-ready before the listener closes
+

@@ -1,0 +1,97 @@
+"""The plain JSON API for people: `POST /v1/classify`, `POST /v1/translate`, `GET /v1/models`."""
+from __future__ import annotations
+
+import time
+from typing import Any, Optional
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from onnxpress.runtime.server.inputs import check_beam_size, check_texts
+from onnxpress.runtime.server.state import state_of
+
+router = APIRouter(prefix="/v1", tags=["JSON API"])
+
+
+class ClassifyRequest(BaseModel):
+    texts: list[str] = Field(description="texts to classify", examples=[["Stocks rally as oil prices fall."]])
+    model: Optional[str] = Field(None, description="model name; optional when one classifier is served")
+
+
+class LabelScore(BaseModel):
+    label: str
+    score: float
+    probabilities: dict[str, float]
+
+
+class ClassifyResponse(BaseModel):
+    model: str
+    results: list[LabelScore]
+
+
+class TranslateRequest(BaseModel):
+    texts: list[str] = Field(description="source sentences", examples=[["Ein Mann fährt Fahrrad."]])
+    beam_size: Optional[int] = Field(None, description="1 is greedy; default: the artifact's")
+    return_attention: bool = Field(False, description="include the attention matrix per sentence")
+    model: Optional[str] = Field(None, description="model name; optional when one translator is served")
+
+
+class TranslationOut(BaseModel):
+    text: str
+    score: float
+    tokens: list[str]
+    source_tokens: Optional[list[str]] = None
+    attention: Optional[list[list[float]]] = Field(None, description="[target tokens][source tokens]")
+
+
+class TranslateResponse(BaseModel):
+    model: str
+    translations: list[TranslationOut]
+
+
+class ModelInfo(BaseModel):
+    name: str
+    kind: str
+    labels: Optional[list[str]] = None
+
+
+@router.get("/models")
+def models(request: Request) -> list[ModelInfo]:
+    return [ModelInfo(name=m.name, kind=m.kind, labels=list(m.model.labels) if m.kind == "classifier" else None)
+            for m in state_of(request).registry.models.values()]
+
+
+@router.post("/classify")
+async def classify(request: Request, body: ClassifyRequest) -> ClassifyResponse:
+    state = state_of(request)
+    served = state.registry.only("classifier", body.model)
+    request.state.model = served.name
+    start = time.perf_counter()
+    texts = check_texts(body.texts, state.settings.limits)
+    probs = await served.run(texts, state.settings.request_timeout_s)
+    labels = served.model.labels
+    results = [LabelScore(label=labels[int(row.argmax())], score=float(row.max()),
+                          probabilities={lab: float(p) for lab, p in zip(labels, row)}) for row in probs]
+    state.observe_success(served.name, time.perf_counter() - start)
+    return ClassifyResponse(model=served.name, results=results)
+
+
+@router.post("/translate")
+async def translate(request: Request, body: TranslateRequest) -> TranslateResponse:
+    state = state_of(request)
+    served = state.registry.only("translator", body.model)
+    request.state.model = served.name
+    start = time.perf_counter()
+    texts = check_texts(body.texts, state.settings.limits)
+    beam = check_beam_size(body.beam_size, state.settings.limits)
+    out = await served.run(texts, state.settings.request_timeout_s, beam_size=beam,
+                           return_attention=body.return_attention)
+    translations = [_translation(t, body.return_attention) for t in out]
+    state.observe_success(served.name, time.perf_counter() - start)
+    return TranslateResponse(model=served.name, translations=translations)
+
+
+def _translation(t: Any, attention: bool) -> TranslationOut:
+    return TranslationOut(text=t.text, score=float(t.score), tokens=list(t.tokens),
+                          source_tokens=list(t.source_tokens) if attention else None,
+                          attention=t.attention.tolist() if attention else None)
