@@ -58,8 +58,9 @@ def run_translator_bench(checkpoint: str, artifact: str, *, data_dir: str | None
     """Throughput and BLEU of each contender at each beam size; ratios vs PyTorch."""
     import torch
 
-    from onnxpress.export.translator import bleu, languages, load_checkpoint
+    from onnxpress.training.bleu import bleu_score as bleu
     from onnxpress.training.multi30k import read_parallel, resolve_data_dir
+    from onnxpress.training.translator_checkpoint import languages, load_checkpoint
 
     torch.set_num_threads(threads)
     loaded = load_checkpoint(checkpoint)

@@ -46,17 +46,10 @@ def register(subparsers) -> None:
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for validation (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seed for the evaluation/calibration samples")
-    p.add_argument("--force", action="store_true", help="replace an existing artifact in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing artifact in --out")
+    p.add_argument("--force", dest="overwrite", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.set_defaults(func=run)
-
-
-def _sample(n_total: int, n: int | None, seed: int) -> list[int]:
-    import numpy as np
-
-    if n is None or n >= n_total:
-        return list(range(n_total))
-    return sorted(np.random.default_rng(seed).choice(n_total, size=n, replace=False).tolist())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,58 +58,15 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from transformers.utils import logging as hf_logging
 
-    from onnxpress.errors import UserError
-    from onnxpress.export.classifier import ExportOptions, export_classifier, inspect_checkpoint, parse_variants
-    from onnxpress.training.ag_news import load_ag_news
+    from onnxpress.export.classifier import ExportOptions
+    from onnxpress.export.classifier_data import AgNewsSample, export_classifier_on_ag_news
+    from onnxpress.export.converter import options_from_args
 
     hf_logging.set_verbosity_error()
-    variants = parse_variants(args.variants)  # fail fast, before reading data
-    if args.eval_rows is not None and args.eval_rows < 1:
-        raise UserError("--eval-rows must be at least 1")
-    if args.calibration_size < 1:
-        raise UserError("--calibration-size must be at least 1")
-    if not 0.0 <= args.min_agreement <= 1.0:
-        raise UserError("--min-agreement must be between 0 and 1")
-    info = inspect_checkpoint(args.checkpoint)
-    train, test = load_ag_news(args.data)
-    label_index = _label_mapping(test.label_names, info.labels)
-
-    rows = _sample(len(test), args.eval_rows, args.seed)
-    eval_texts = [test.texts[i] for i in rows]
-    eval_labels = [label_index[test.labels[i]] for i in rows]
-    calibration: list[str] = []
-    if "int8-static" in variants:
-        calibration = [train.texts[i] for i in _sample(len(train), args.calibration_size, args.seed)]
-
-    options = ExportOptions(
-        variants=variants, opset=args.opset, max_accuracy_drop=args.max_accuracy_drop,
-        min_agreement=args.min_agreement, calibration_method=args.calibration_method,
-        static_activations=args.static_activations, remedies=args.remedies,
-        screen_rows=args.screen_rows or None,
-        force=args.force, threads=args.threads, progress=args.progress,
-    )
-    data = {"dataset": "ag_news/test", "source": test.source, "sha256": test.sha256,
-            "sample": "all rows" if len(rows) == len(test) else f"{len(rows)} rows, seed {args.seed}",
-            "calibration": f"{len(calibration)} training texts, seed {args.seed}" if calibration else None}
-    result = export_classifier(args.checkpoint, args.out, eval_texts=eval_texts, eval_labels=eval_labels,
-                               calibration_texts=calibration, options=options, data_description=data)
+    result = export_classifier_on_ag_news(args.checkpoint, args.out, options_from_args(ExportOptions, args),
+                                          options_from_args(AgNewsSample, args))
     print(result.table)
-    servable = [n for n, v in result.manifest.variants.items() if v.servable]
     rejected = [n for n, v in result.manifest.variants.items() if not v.servable]
-    print(f"wrote {result.out} (servable: {', '.join(servable) or 'none'}"
+    print(f"wrote {result.out} (servable: {', '.join(result.servable) or 'none'}"
           + (f"; rejected: {', '.join(rejected)}" if rejected else "") + ")")
-    return 0 if servable else 1
-
-
-def _label_mapping(data_labels: list[str], model_labels: list[str]) -> dict[int, int]:
-    """Data label index -> model label index, by name when the names match, else by position."""
-    from onnxpress.errors import UserError
-
-    if sorted(data_labels) == sorted(model_labels):
-        return {i: model_labels.index(name) for i, name in enumerate(data_labels)}
-    if len(data_labels) != len(model_labels):
-        raise UserError(
-            f"the model has {len(model_labels)} labels ({', '.join(model_labels)}) but the data has "
-            f"{len(data_labels)} ({', '.join(data_labels)})"
-        )
-    return {i: i for i in range(len(data_labels))}
+    return 0 if result.servable else 1

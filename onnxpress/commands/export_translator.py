@@ -24,24 +24,31 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="artifact directory to write")
     p.add_argument("--variants", default=DEFAULT_VARIANTS, help="comma-separated from fp32, int8, fp16 "
                    "(fp32 is always built: it anchors parity)")
-    p.add_argument("--data", default=None, help="Multi30k dir (or a data root holding translation/multi30k); "
+    p.add_argument("--data", dest="data_dir", metavar="DIR", default=None,
+                   help="Multi30k dir (or a data root holding translation/multi30k); "
                    "default: $ONNXPRESS_DATA, ../shared/data, ./data")
     p.add_argument("--split", default="test_2016_flickr", help="split to validate on")
-    p.add_argument("--src", default=None, help="source language code (default: from training.json)")
-    p.add_argument("--tgt", default=None, help="target language code (default: from training.json)")
-    p.add_argument("--eval-rows", type=int, default=None, help="validate on the first N sentences only")
-    p.add_argument("--beam", type=int, default=4, help="beam size for BLEU (also the artifact's default)")
+    p.add_argument("--src", dest="src_lang", metavar="LANG", default=None,
+                   help="source language code (default: from training.json)")
+    p.add_argument("--tgt", dest="tgt_lang", metavar="LANG", default=None,
+                   help="target language code (default: from training.json)")
+    p.add_argument("--eval-rows", dest="limit", metavar="N", type=int, default=None,
+                   help="validate on the first N sentences only")
+    p.add_argument("--beam-size", dest="eval_beam", metavar="N", type=int, default=4,
+                   help="beam size for BLEU (also the artifact's default)")
+    p.add_argument("--beam", dest="eval_beam", type=int, help=argparse.SUPPRESS)
     p.add_argument("--length-penalty", type=float, default=1.0,
                    help="beam score = log-prob / length ** this (the artifact's default)")
     p.add_argument("--max-bleu-drop", type=float, default=0.5, help="BLEU a variant may lose vs. PyTorch")
-    p.add_argument("--min-parity", type=float, default=0.99,
+    p.add_argument("--min-parity", dest="min_greedy_parity", metavar="SHARE", type=float, default=0.99,
                    help="share of sentences where fp32 greedy tokens must equal PyTorch's")
     p.add_argument("--no-per-channel", dest="per_channel", action="store_false",
                    help="int8 with one scale per tensor instead of per output channel")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for validation (default: all)")
     p.add_argument("--batch-size", type=int, default=64, help="sentences per batch in validation")
-    p.add_argument("--force", action="store_true", help="replace an existing artifact in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing artifact in --out")
+    p.add_argument("--force", dest="overwrite", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -51,29 +58,11 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from onnxpress.errors import UserError
-    from onnxpress.export.translator import VARIANTS, ExportOptions, export_translator
+    from onnxpress.export.converter import options_from_args
+    from onnxpress.export.translator import ExportOptions, export_translator
 
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown or not variants:
-        raise UserError(f"unknown variant(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(VARIANTS)}")
-    if args.beam < 1:
-        raise UserError("--beam must be >= 1")
-    if args.eval_rows is not None and args.eval_rows < 1:
-        raise UserError("--eval-rows must be at least 1")
-    if args.max_bleu_drop < 0:
-        raise UserError("--max-bleu-drop must be >= 0")
-    if not 0.0 <= args.min_parity <= 1.0:
-        raise UserError("--min-parity must be between 0 and 1")
-    options = ExportOptions(
-        variants=variants, max_bleu_drop=args.max_bleu_drop, min_greedy_parity=args.min_parity,
-        data_dir=args.data, split=args.split, limit=args.eval_rows, eval_beam=args.beam,
-        length_penalty=args.length_penalty, threads=args.threads, opset=args.opset, per_channel=args.per_channel,
-        batch_size=args.batch_size, src_lang=args.src, tgt_lang=args.tgt, overwrite=args.force,
-        progress=args.progress,
-    )
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
-    manifest, report = export_translator(args.checkpoint, args.out, options, log=log)
+    manifest, report = export_translator(args.checkpoint, args.out, options_from_args(ExportOptions, args), log=log)
     int8 = manifest.variants.get("int8")
     if int8 is not None and "coverage" in int8.method:
         cov = int8.method["coverage"]

@@ -149,7 +149,7 @@ def test_remedy_ladder_is_tried_and_recorded(tiny_checkpoint, eval_data, tmp_pat
 
 
 def test_gate_function():
-    from onnxpress.export.validate import gate
+    from onnxpress.export.gate import gate
 
     ok, reason = gate({"accuracy": 0.90, "argmax_agreement": 0.995}, 0.902, max_accuracy_drop=0.5)
     assert ok and reason is None

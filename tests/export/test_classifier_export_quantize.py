@@ -27,7 +27,7 @@ def graphs(tiny_checkpoint, tmp_path_factory):
 def feeds(tiny_checkpoint):
     from tokenizers import Tokenizer
 
-    from onnxpress.export.validate import encode, make_batches
+    from onnxpress.export.classifier_validation import encode, make_batches
 
     tok = Tokenizer.from_file(str(tiny_checkpoint / "tokenizer.json"))
     ids = encode(tok, synthetic_texts(32, seed=5)[0], MAX_LENGTH)

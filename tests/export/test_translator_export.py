@@ -110,7 +110,7 @@ def test_bleu_gate_rejects(exported, tmp_path):
 
 
 def test_gate_reasons():
-    from onnxpress.export.translator import gate_reasons
+    from onnxpress.export.gate import gate_reasons
 
     assert gate_reasons("int8", 27.6, 28.0, 0.9, 0.5, 0.99) == []  # parity gates fp32 only
     (reason,) = gate_reasons("int8", 27.4, 28.0, 1.0, 0.5, 0.99)
@@ -153,17 +153,13 @@ def test_translate_cli_file_mode_resumes(exported, tmp_path):
     assert again.returncode == 2 and b"already exists" in again.stderr
     # simulate an interrupted run: settings + one committed part, then rerun
     dst.unlink()
-    from dataclasses import asdict
+    from onnxpress.runtime.jobs.resumable import open_work
+    from onnxpress.runtime.jobs.translate import TranslateConfig, TranslateJob
+    from onnxpress.runtime.translator import Translator
 
-    from onnxpress.runtime.durable import prepare_work_dir
-    from onnxpress.runtime.translate_file import _Settings
-
-    st = src.stat()
-    settings = _Settings(input=str(src.resolve()), input_size=st.st_size, input_mtime_ns=st.st_mtime_ns,
-                         chunk_lines=8, artifact=str(Path(art).resolve()), variant="fp32", beam_size=1)
-    prepare_work_dir(parts, asdict(settings), dst, overwrite=False)
+    tr = Translator.load(art, variant="fp32", device="cpu")
+    open_work(TranslateJob(tr, TranslateConfig(input=src, output=dst, chunk_lines=8, beam_size=1)))
     (parts / "part-0000000.txt").write_text("".join(f"resumed {i}\n" for i in range(8)))
-    assert json.loads((parts / "settings.json").read_text()) == asdict(settings)
     resumed = _cli("translate", str(art), "--input", str(src), "--output", str(dst), "--chunk-lines", "8",
                    "--beam", "1", "--variant", "fp32", "--device", "cpu", "--no-progress")
     assert resumed.returncode == 0, resumed.stderr.decode()
@@ -207,4 +203,4 @@ def test_export_cli_end_to_end(tmp_path):
     assert manifest["variants"]["fp32"]["metrics"]["sentences"] == 8
     assert not (tmp_path / ".art.partial").exists()
     again = _cli(*args)
-    assert again.returncode == 2 and b"--force" in again.stderr
+    assert again.returncode == 2 and b"--overwrite" in again.stderr

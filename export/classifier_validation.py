@@ -1,9 +1,9 @@
-"""Validation of exported variants against the PyTorch checkpoint on real texts.
+"""Classifier validation: logits of PyTorch and of each ONNX variant (run by the runtime's Engine) on real texts.
 
 Texts are tokenized once with the artifact's own `tokenizers.Tokenizer` (what the runtime
 uses), grouped into length-sorted batches under a token budget, and fed identically to
 PyTorch and to every ONNX variant. From the logits we get the parity figures (max abs
-logit difference, argmax agreement) and test-set accuracy; `gate` turns them into a verdict.
+logit difference, argmax agreement) and test-set accuracy; `export.gate.gate` turns them into a verdict.
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def make_batches(
     return batches
 
 
-def _progress(batches: list[Batch], desc: str | None):
+def _progress(batches: list[Batch], desc: str | None) -> Any:
     if desc is None:
         return batches
     from tqdm import tqdm
@@ -84,26 +84,19 @@ def torch_logits(model: Any, batches: list[Batch], desc: str | None = None) -> n
     return out
 
 
-def onnx_session(path: str | Path, threads: int | None = None, providers: Sequence[str] = ("CPUExecutionProvider",)):
-    """A session that runs the graph as the runtime's Engine would (same disabled optimizers)."""
-    import onnxruntime as ort
+def onnx_logits(path: str | Path, batches: list[Batch], threads: int | None = None,
+                desc: str | None = None) -> np.ndarray:
+    """Logits of an ONNX model run by the runtime's own `Engine` on CPU, in the original text order.
 
-    from onnxpress.runtime.engine import disabled_optimizers
+    Any variant runs here, GPU-only ones (fp16) included: same graph, same numbers, slower.
+    """
+    from onnxpress.runtime.engine import Engine, EngineConfig
 
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=list(providers),
-                                disabled_optimizers=disabled_optimizers(list(providers)))
-
-
-def onnx_logits(path: str | Path, batches: list[Batch], threads: int | None = None, desc: str | None = None) -> np.ndarray:
-    """Logits of an ONNX model on CPU, in the original text order."""
-    session = onnx_session(path, threads)
+    engine = Engine(path, EngineConfig(device="cpu", threads=threads))
+    index = engine.output_names.index("logits")
     out: np.ndarray | None = None
     for batch in _progress(batches, desc):
-        logits = session.run(["logits"], batch.feeds)[0].astype(np.float32)
+        logits = engine.run(batch.feeds)[index].astype(np.float32)
         if out is None:
             out = np.empty((sum(len(b.rows) for b in batches), logits.shape[1]), np.float32)
         out[batch.rows] = logits
@@ -126,26 +119,8 @@ def compare(reference: np.ndarray, logits: np.ndarray, labels: Sequence[int] | N
 
 
 def accuracy(logits: np.ndarray, labels: Sequence[int]) -> float:
+    """Share of rows whose argmax is the label."""
     return float((logits.argmax(1) == np.asarray(labels)).mean()) if len(labels) else 0.0
-
-
-def gate(
-    metrics: dict[str, Any],
-    reference_accuracy: float,
-    max_accuracy_drop: float,
-    min_agreement: float = 0.0,
-) -> tuple[bool, str | None]:
-    """Accept a variant unless it loses more than `max_accuracy_drop` points (or agrees too little).
-
-    Returns (passed, reason). Drops are in percentage points against the PyTorch checkpoint.
-    """
-    drop = (reference_accuracy - metrics["accuracy"]) * 100.0
-    metrics["accuracy_drop_points"] = round(drop, 4)
-    if drop > max_accuracy_drop:
-        return False, f"accuracy drop {drop:.2f} points > {max_accuracy_drop:g} allowed"
-    if metrics["argmax_agreement"] < min_agreement:
-        return False, f"argmax agreement {metrics['argmax_agreement']:.4f} < {min_agreement:g} required"
-    return True, None
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
