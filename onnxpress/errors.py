@@ -7,3 +7,10 @@ class UserError(Exception):
     The CLI prints its message on one line and exits with status 2; library callers
     can catch it like any other exception.
     """
+
+
+class InferenceError(UserError):
+    """ONNX Runtime failed while running a model (out of memory, provider failure).
+
+    The message names the provider, the variant and the input shapes, and what to try.
+    """

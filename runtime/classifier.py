@@ -17,11 +17,13 @@ from onnxpress.runtime.token_budget import (
     TokenBudget,
     bucket_batch_size,
 )
-from onnxpress.runtime.devices import Accelerators, detect
-from onnxpress.runtime.engine import Engine, EngineConfig, check_opset
-from onnxpress.runtime.variants import choose
+from onnxpress.runtime.devices import Accelerators
+from onnxpress.runtime.engine import Engine
+from onnxpress.runtime.gpu_check import ensure_gpu_checked
+from onnxpress.runtime.loading import choose_for, engine_config, open_artifact, open_variant, token_budget
 from onnxpress.runtime.text_tokenizer import Encoded, TextTokenizer, check_texts
 
+TASK = "text-classification"
 KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 GRAPH_SEQ_MULTIPLE = 16  # sequence-length bucket for CUDA graphs
 # Very long lists are tokenized and planned in slices: bounded memory, same sorting benefit.
@@ -100,6 +102,33 @@ class Classifier:
         device: str = "auto",
         threads: int | None = None,
         *,
+        accelerators: Accelerators | None = None,
+        gpu_check: bool = True,
+        **options: Any,
+    ) -> "Classifier":
+        """Open an artifact directory and start a session.
+
+        variant: "auto" or a variant name from the manifest; device: "auto", "cpu", "cuda",
+        "tensorrt"; threads: intra-op threads (None: one per physical core). `options` are
+        those of `open` (max_batch_tokens, max_batch_size, cuda_graphs, io_binding, mem_arena,
+        session_config, verify). `accelerators` injects the machine probe (tests). A variant
+        validated only on CPU is checked against the artifact's reference sample on first GPU load.
+        """
+        artifact = open_artifact(path, TASK)
+        variant, device = choose_for(artifact, variant, device, accelerators)
+        classifier = cls.open(artifact, variant, device, threads, **options)
+        if gpu_check:
+            ensure_gpu_checked(classifier, classifier.predict_proba)
+        return classifier
+
+    @classmethod
+    def open(
+        cls,
+        artifact: str | os.PathLike | Artifact,
+        variant: str,
+        device: str,
+        threads: int | None = None,
+        *,
         max_batch_tokens: int | None = None,
         max_batch_size: int | None = None,
         cuda_graphs: bool = False,
@@ -107,46 +136,29 @@ class Classifier:
         mem_arena: bool = True,
         session_config: dict[str, str] | None = None,
         verify: bool = True,
-        accelerators: Accelerators | None = None,
     ) -> "Classifier":
-        """Open an artifact directory and start a session.
-
-        variant: "auto" or a variant name from the manifest; device: "auto", "cpu", "cuda",
-        "tensorrt"; threads: intra-op threads (None: one per physical core). `verify`
-        checks the sha256 of the model and tokenizer files. `session_config` adds ONNX Runtime
-        session config entries. `accelerators` injects the machine probe (tests).
-        """
-        artifact = Artifact.open(path)
-        manifest = artifact.manifest
-        if manifest.task != "text-classification":
-            raise UserError(f"{path} is a {manifest.task} artifact, not text-classification")
-        acc = accelerators or detect()
-        variant, device = choose(artifact, variant, device, acc)
-        spec = manifest.variants[variant]
-        if "model" not in spec.files:
-            raise UserError(f"variant {variant!r} lists no model file")
+        """Serve `variant` on `device` exactly as given: no auto choice and no device check
+        (export validation runs any variant on CPU through this)."""
+        opened = open_variant(open_artifact(artifact, TASK), variant, device, ("model",), verify)
+        manifest = opened.artifact.manifest
         if cuda_graphs and device == "cpu":
             raise UserError("cuda_graphs needs a CUDA device (device='cuda' or 'tensorrt')")
-        check_opset(spec.opset, manifest.versions.get("onnxruntime"))
-        model_path = artifact.file(spec.files["model"], verify=verify)
         tok_name = manifest.tokenizers.get("text")
         if not tok_name:
-            raise UserError(f"manifest of {path} names no 'text' tokenizer")
-        tokenizer = TextTokenizer(artifact.file(tok_name, verify=verify), manifest.max_length,
+            raise UserError(f"manifest of {opened.artifact.root} names no 'text' tokenizer; re-export the artifact")
+        tokenizer = TextTokenizer(opened.file(tok_name), manifest.max_length,
                                   pad_id=manifest.extra.get("pad_token_id"))
         gpu = device != "cpu"
-        budget = TokenBudget(
-            max_batch_tokens=max_batch_tokens or (GPU_MAX_BATCH_TOKENS if gpu else DEFAULT_MAX_BATCH_TOKENS),
-            max_batch_size=max_batch_size or (GPU_MAX_BATCH_SIZE if gpu else DEFAULT_MAX_BATCH_SIZE),
-            pad_to_multiple=GRAPH_SEQ_MULTIPLE if cuda_graphs else 1,
-        )
-        trt_cache = _trt_cache_dir(manifest.files[spec.files["model"]]["sha256"]) if device == "tensorrt" else None
-        engine = Engine(model_path, EngineConfig(
-            device=device, threads=threads, io_binding=io_binding, cuda_graphs=cuda_graphs,
-            mem_arena=mem_arena, fp16=spec.precision == "fp16", trt_cache_dir=trt_cache,
-            session_config=session_config,
-        ))
-        return cls(artifact, variant, engine, tokenizer, budget, fixed_shapes=cuda_graphs)
+        budget = token_budget(max_batch_tokens, max_batch_size,
+                              GPU_MAX_BATCH_TOKENS if gpu else DEFAULT_MAX_BATCH_TOKENS,
+                              GPU_MAX_BATCH_SIZE if gpu else DEFAULT_MAX_BATCH_SIZE,
+                              pad_to_multiple=GRAPH_SEQ_MULTIPLE if cuda_graphs else 1)
+        config = engine_config(opened, threads, io_binding=io_binding, cuda_graphs=cuda_graphs,
+                               mem_arena=mem_arena, session_config=session_config, budget=budget,
+                               profile_inputs=manifest.inputs)
+        engine = Engine(opened.models["model"], config)
+        # fixed-shape buckets only pay when a captured graph replays them
+        return cls(opened.artifact, variant, engine, tokenizer, budget, fixed_shapes=engine.cuda_graphs)
 
     @property
     def output_index(self) -> int:
@@ -214,14 +226,6 @@ class Classifier:
 
     def __repr__(self) -> str:
         return f"Classifier({str(self.artifact.root)!r}, variant={self.variant!r}, device={self.device!r})"
-
-
-def _trt_cache_dir(model_sha256: str) -> str:
-    """TensorRT engine cache per model hash, outside the (possibly read-only) artifact."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    path = os.path.join(base, "onnxpress", "tensorrt", model_sha256[:16])
-    os.makedirs(path, exist_ok=True)
-    return path
 
 
 def _n_labels(manifest: Any, engine: Engine) -> int:

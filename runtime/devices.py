@@ -5,7 +5,8 @@ that list is what the wheel was built with. Asking it for CUDA on a machine with
 driver or libraries prints a screen of `[E:onnxruntime...] Failed to load library` errors
 and silently falls back to CPU. So we check the prerequisites ourselves, quietly:
 a device node under /dev, then the shared libraries the EP links against (CUDA runtime,
-cuBLASLt, cuDNN; nvinfer for TensorRT), loaded with ctypes.
+cuBLASLt, cuDNN; nvinfer for TensorRT), loaded with ctypes. `CUDA_VISIBLE_DEVICES` and the
+driver library (libcuda.so.1) are checked first: a hidden GPU or a missing driver means CPU.
 
 Everything here takes the provider list and the probe results as injectable arguments
 so that provider selection is testable on a CPU-only machine.
@@ -19,6 +20,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Callable, Mapping
 
 from onnxpress.errors import UserError
 
@@ -82,41 +84,79 @@ def can_load(stem: str, versions: tuple[str, ...]) -> bool:
 
 
 def _gpu_device_nodes() -> list[str]:
-    return glob.glob("/dev/nvidia[0-9]*")
+    return sorted(glob.glob("/dev/nvidia[0-9]*"))
+
+
+def visible_gpus(env_value: str | None, physical: int) -> int:
+    """GPUs CUDA will enumerate under `CUDA_VISIBLE_DEVICES=env_value` with `physical` present.
+
+    Unset: all. Empty, "-1" or "NoDevFiles": none. A list stops at its first invalid index, as
+    CUDA does; GPU-/MIG- UUIDs cannot be checked without the driver and count as visible.
+    """
+    if env_value is None:
+        return physical
+    count = 0
+    for entry in (e.strip() for e in env_value.split(",")):
+        if entry.startswith(("GPU-", "MIG-")):
+            count += 1
+            continue
+        try:
+            index = int(entry)
+        except ValueError:
+            break
+        if not 0 <= index < physical:
+            break
+        count += 1
+    return count
+
+
+def probe_machine(
+    env: Mapping[str, str] | None = None,
+    device_nodes: list[str] | None = None,
+    loadable: Callable[[str, tuple[str, ...]], bool] = None,  # type: ignore[assignment]
+    cuda_major: str | None = None,
+) -> tuple[bool, str, bool, str]:
+    """(cuda_ok, cuda_reason, trt_ok, trt_reason): device nodes, CUDA_VISIBLE_DEVICES, the driver
+    (libcuda.so.1), then the libraries the EPs link against. Every fact is injectable for tests."""
+    env = os.environ if env is None else env
+    nodes = _gpu_device_nodes() if device_nodes is None else device_nodes
+    loadable = loadable or can_load
+    major = _cuda_major() if cuda_major is None else cuda_major
+
+    def no(reason: str) -> tuple[bool, str, bool, str]:
+        return False, reason, False, reason
+
+    if not nodes:
+        return no("no NVIDIA GPU device (/dev/nvidia*) on this machine")
+    visible = env.get("CUDA_VISIBLE_DEVICES")
+    if visible_gpus(visible, len(nodes)) == 0:
+        return no(f"the GPU is hidden: CUDA_VISIBLE_DEVICES={visible!r} makes no device visible")
+    if not loadable("cuda", ("1",)):
+        return no("the NVIDIA driver library libcuda.so.1 is not loadable (driver missing or not mounted)")
+    missing = [lib for lib, versions in (("cudart", (major,)), ("cublasLt", (major,)), ("cudnn", ("9",)))
+               if not loadable(lib, versions)]
+    if missing:
+        return no(f"CUDA libraries not loadable: {', '.join('lib' + m for m in missing)} "
+                  f"(onnxruntime-gpu needs CUDA {major or '?'} and cuDNN 9)")
+    trt_ok = loadable("nvinfer", ("10",))
+    return True, "", trt_ok, "" if trt_ok else "TensorRT library libnvinfer is not loadable"
 
 
 @lru_cache(maxsize=1)
-def _probe_machine() -> tuple[bool, str, bool, str]:
-    """(cuda_ok, cuda_reason, trt_ok, trt_reason) for this machine; cached, it does not change."""
-    if not _gpu_device_nodes():
-        reason = "no NVIDIA GPU device (/dev/nvidia*) on this machine"
-        return False, reason, False, reason
-    major = _cuda_major()
-    missing = [
-        lib
-        for lib, versions in (("cudart", (major,)), ("cublasLt", (major,)), ("cudnn", ("9",)))
-        if not can_load(lib, versions)
-    ]
-    if missing:
-        reason = (
-            f"CUDA libraries not loadable: {', '.join('lib' + m for m in missing)} "
-            f"(onnxruntime-gpu needs CUDA {major or '?'} and cuDNN 9)"
-        )
-        return False, reason, False, reason
-    trt_ok = can_load("nvinfer", ("10",))
-    return True, "", trt_ok, "" if trt_ok else "TensorRT library libnvinfer is not loadable"
+def _probe_this_machine() -> tuple[bool, str, bool, str]:
+    return probe_machine()
 
 
 def detect(
     providers: list[str] | None = None,
     probe: tuple[bool, str, bool, str] | None = None,
 ) -> Accelerators:
-    """Usable accelerators. `providers` (ORT's list) and `probe` are injectable for tests."""
+    """Usable accelerators. `providers` (ORT's list) and `probe` (see `probe_machine`) are injectable."""
     if providers is None:
         import onnxruntime
 
         providers = list(onnxruntime.get_available_providers())
-    cuda_ok, cuda_why, trt_ok, trt_why = probe if probe is not None else _probe_machine()
+    cuda_ok, cuda_why, trt_ok, trt_why = probe if probe is not None else _probe_this_machine()
     acc = Accelerators(providers=list(providers))
     if CUDA_EP not in providers:
         acc.reasons["cuda"] = "this onnxruntime build has no CUDAExecutionProvider (install onnxruntime-gpu)"
@@ -140,20 +180,22 @@ def check_device(device: str) -> None:
         raise UserError(f"unknown device {device!r} (choose from auto, {', '.join(DEVICES)})")
 
 
-def provider_chain(device: str, *, device_id: int = 0, fp16: bool = False, cuda_graph: bool = False,
-                   trt_cache_dir: str | None = None) -> list[str | tuple[str, dict[str, str]]]:
-    """ORT `providers=` argument for a resolved device, most specific first, CPU last."""
+def provider_chain(device: str, *, device_id: int = 0, cuda_graph: bool = False,
+                   trt_options: Mapping[str, str] | None = None) -> list[str | tuple[str, dict[str, str]]]:
+    """ORT `providers=` argument for a resolved device, most specific first, CPU last.
+
+    CUDA graphs are requested on the CUDA provider only for device "cuda": behind TensorRT the
+    graph would span two providers, which ORT refuses to capture. `trt_options` come from
+    `onnxpress.runtime.tensorrt.tensorrt_options` (precision flags, caches, profiles).
+    """
     cuda_opts: dict[str, str] = {"device_id": str(device_id), "arena_extend_strategy": "kSameAsRequested"}
-    if cuda_graph:
-        cuda_opts["enable_cuda_graph"] = "1"
     if device == "cpu":
         return [CPU_EP]
     if device == "cuda":
+        if cuda_graph:
+            cuda_opts["enable_cuda_graph"] = "1"
         return [(CUDA_EP, cuda_opts), CPU_EP]
     if device == "tensorrt":
-        trt_opts = {"device_id": str(device_id), "trt_fp16_enable": "1" if fp16 else "0"}
-        if trt_cache_dir:
-            trt_opts.update(trt_engine_cache_enable="1", trt_engine_cache_path=trt_cache_dir,
-                            trt_timing_cache_enable="1", trt_timing_cache_path=trt_cache_dir)
+        trt_opts = {"device_id": str(device_id), **(trt_options or {})}
         return [(TRT_EP, trt_opts), (CUDA_EP, cuda_opts), CPU_EP]
     raise UserError(f"unknown device {device!r}")

@@ -1,114 +1,35 @@
 """One ONNX Runtime session and the ways to feed it: plain `run`, IO binding, fixed-shape buckets.
 
-Session options are chosen deliberately (see `session_options`):
+Session settings are in `onnxpress.runtime.session_setup`; the measured reasons for them are in
+benchmarks/README.md ("Runtime session settings").
 
-* `intra_op_num_threads` = `threads` (ORT's default, one per physical core, when None);
-  `inter_op_num_threads` = 1 with sequential execution: BERT graphs are a chain, and a
-  second pool only adds threads that compete for the same cores.
-* `graph_optimization_level` = ORT_ENABLE_ALL: the exported graph is already fused, so the
-  remaining online passes are cheap (they are part of the measured cold start).
-* On the CPU provider, ORT's `SkipLayerNormFusion` is disabled: its CPU SkipLayerNormalization
-  kernel is ~3.7x slower than the Add + LayerNormalization it replaces (6.7 vs 1.8 ms for
-  4,096 x 384 rows, 2 threads), which cost 15% of MiniLM int8 throughput on AG News (212 vs
-  244 texts/s). Exports keep Add + LayerNormalization for this reason; CUDA re-fuses at load.
-* `enable_mem_pattern` = False: memory patterns pre-plan allocations *per input shape*;
-  with a new (batch, length) almost every call they only add planning work and cached plans.
-* `enable_cpu_mem_arena` = True by default. The arena never gives memory back, but the token
-  budget bounds every tensor (batch * length <= max_batch_tokens) and batches run longest
-  first, so the arena reaches its peak on the first batch and is reused after that. Measured
-  (MiniLM-L6 int8, 2 threads, first 1,000 AG News test texts, fresh process each): peak RSS
-  142 MiB with the arena vs 156 MiB without at 1,024 tokens, 172 vs 214 MiB at 2,048 — glibc
-  malloc fragments more than the arena does, so turning the arena off does not help here.
-  `mem_arena=False` remains available; a smaller `max_batch_tokens` is the better lever.
+Every run goes through here, so every ONNX Runtime failure at run time (out of memory, a
+provider failing) becomes one `InferenceError` naming the provider, the variant and the shapes.
 
-Thread safety: `InferenceSession.run` is thread-safe, so `run()` may be called from many
-threads at once; IO binding objects are not, so a fresh binding is made per call. The
-fixed-shape path (CUDA graphs) owns pre-allocated device buffers per bucket and is
-serialized with a lock, as CUDA graphs require.
+Thread safety: `InferenceSession.run` is thread-safe; IO binding objects are not, so a fresh
+binding is made per call. Fixed-shape buckets own their bound buffers and are used one caller
+at a time; a session with CUDA graphs takes one exclusive path for every run, as ORT requires.
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Collection, Mapping, Sequence
 
 import numpy as np
 
-from onnxpress.errors import UserError
+from onnxpress.errors import InferenceError, UserError
+from onnxpress.runtime.cuda_graphs import PLACEMENT_CONFIG, Bucket, capture_blockers, placement
 from onnxpress.runtime.devices import CPU_EP, provider_chain
+from onnxpress.runtime.session_setup import disabled_optimizers, session_options
+from onnxpress.runtime.tensorrt import tensorrt_options
 
-# Highest ai.onnx opset each onnxruntime minor release implements (ORT's Versioning.md).
-# For anything newer than this table, or an opset above it, ORT's own schema registry is asked
-# (about 0.4 s, so only when the fast table cannot answer).
-MAX_OPSET = {
-    (1, 14): 18, (1, 15): 19, (1, 16): 19, (1, 17): 20, (1, 18): 21, (1, 19): 21,
-    (1, 20): 21, (1, 21): 22, (1, 22): 22, (1, 23): 23,
-}
+__all__ = ["Engine", "EngineConfig", "disabled_optimizers", "session_options"]
 
-
-def ort_version() -> tuple[int, int]:
-    import onnxruntime
-
-    major, minor = onnxruntime.__version__.split(".")[:2]
-    return int(major), int(minor)
-
-
-def max_supported_opset() -> int:
-    """Highest ai.onnx opset the installed onnxruntime knows (from its schema registry)."""
-    from onnxruntime.capi import _pybind_state as C
-
-    return max(s.since_version for s in C.get_all_operator_schema() if s.domain in ("", "ai.onnx"))
-
-
-def check_opset(opset: int | None, artifact_ort: str | None = None) -> None:
-    """Refuse a model whose opset the installed onnxruntime does not implement."""
-    if not opset:
-        return
-    version = ort_version()
-    known = MAX_OPSET.get(version)
-    if known is None and version > max(MAX_OPSET):
-        known = MAX_OPSET[max(MAX_OPSET)]  # newer releases implement at least this much
-        if int(opset) > known:
-            known = max_supported_opset()
-    if known is None:
-        known = 17  # older than the table: be conservative
-    if int(opset) > known:
-        built = f" (the artifact was validated with onnxruntime {artifact_ort})" if artifact_ort else ""
-        raise UserError(
-            f"the model uses ONNX opset {opset} but onnxruntime {'.'.join(map(str, version))} "
-            f"implements opsets up to {known}{built}; upgrade onnxruntime or re-export with a lower opset"
-        )
-
-
-def session_options(threads: int | None, mem_arena: bool = True, log_level: int = 3,
-                    config: dict[str, str] | None = None) -> Any:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    if threads is not None:
-        if threads < 1:
-            raise UserError(f"threads must be >= 1 (got {threads})")
-        so.intra_op_num_threads = int(threads)
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.enable_mem_pattern = False
-    so.enable_cpu_mem_arena = bool(mem_arena)
-    so.log_severity_level = log_level  # errors only: no warning spam on every load
-    for key, value in (config or {}).items():  # e.g. {"session.intra_op.allow_spinning": "0"}
-        so.add_session_config_entry(key, str(value))
-    return so
-
-
-@dataclass
-class _Bucket:
-    """Pre-allocated inputs/outputs of one fixed shape, bound once (the CUDA-graph unit)."""
-
-    inputs: dict[str, Any]
-    outputs: list[Any]
-    binding: Any
-    run_options: Any
+log = logging.getLogger("onnxpress.runtime")
 
 
 @dataclass
@@ -119,43 +40,35 @@ class EngineConfig:
     cuda_graphs: bool = False  # fixed-shape buckets + one captured CUDA graph per bucket
     mem_arena: bool = True
     device_id: int = 0
-    fp16: bool = False  # TensorRT: allow fp16 kernels
-    trt_cache_dir: str | None = None
+    fp16: bool = False  # TensorRT without `trt_options`: allow fp16 kernels
+    trt_cache_dir: str | None = None  # TensorRT without `trt_options`: engine/timing cache folder
     providers: list[Any] | None = field(default=None)  # explicit ORT providers (overrides device)
     session_config: dict[str, str] | None = None  # extra SessionOptions config entries
-
-
-# ORT graph optimizers that make CPU runs slower (see the module docstring).
-CPU_DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
-
-
-def disabled_optimizers(providers: list[Any]) -> list[str]:
-    """Optimizers to switch off when the session runs on the CPU provider only."""
-    names = [p[0] if isinstance(p, tuple) else p for p in providers]
-    return list(CPU_DISABLED_OPTIMIZERS) if names == [CPU_EP] else []
+    trt_options: dict[str, str] | None = None  # full TensorRT options (see runtime/tensorrt.py)
+    variant: str = ""  # named in error messages
+    run_config: dict[str, str] | None = None  # RunOptions config entries for every run
 
 
 class Engine:
     """A shared ONNX Runtime session; `run(feeds)` is safe to call from several threads."""
 
     def __init__(self, model_path: str | os.PathLike, config: EngineConfig | None = None):
-        import onnxruntime as ort
-
         self.config = config = config or EngineConfig()
         self.device = config.device
-        providers = config.providers or provider_chain(
-            config.device, device_id=config.device_id, fp16=config.fp16,
-            cuda_graph=config.cuda_graphs and config.device != "cpu", trt_cache_dir=config.trt_cache_dir,
-        )
-        self.options = session_options(config.threads, config.mem_arena, config=config.session_config)
-        try:
-            self.session = ort.InferenceSession(str(model_path), sess_options=self.options, providers=providers,
-                                                disabled_optimizers=disabled_optimizers(providers))
-        except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind exception types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError(
-                f"onnxruntime {ort.__version__} cannot load {model_path}: {first}"
-            ) from None
+        self.model_path = str(model_path)
+        self.graph_fallback: str | None = None  # why CUDA graphs were asked for but are not used
+        wants_graphs = config.cuda_graphs and config.device != "cpu"
+        if wants_graphs and config.device == "tensorrt" and not config.providers:
+            self.graph_fallback = "CUDA graphs need every node on the CUDA provider; TensorRT runs in front of it"
+            wants_graphs = False
+        self.session, self.options = self._create(wants_graphs)
+        if wants_graphs and not self.graph_fallback:
+            self.graph_fallback = self._graph_blockers()
+            if self.graph_fallback:
+                self.session, self.options = self._create(False)
+        if self.graph_fallback and config.cuda_graphs:
+            log.warning("%s: CUDA graphs off, ordinary runs instead: %s", self.model_path, self.graph_fallback)
+        self.cuda_graphs = wants_graphs and not self.graph_fallback
         self.providers = self.session.get_providers()
         if config.device != "cpu" and self.providers[0] == CPU_EP:
             raise UserError(f"onnxruntime could not start the {config.device} provider for {model_path}")
@@ -163,8 +76,50 @@ class Engine:
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.io_binding = config.device != "cpu" if config.io_binding is None else config.io_binding
         self._ort_device = "cpu" if config.device == "cpu" else "cuda"
-        self._buckets: dict[tuple[int, ...], _Bucket] = {}
-        self._static_lock = threading.Lock()
+        self._run_options = self._make_run_options()
+        self._buckets: dict[tuple[int, ...], Bucket] = {}
+        self._buckets_lock = threading.Lock()
+        # ORT: no concurrent Run() on a session that replays CUDA graphs
+        self._exclusive = threading.Lock() if self.cuda_graphs else contextlib.nullcontext()
+
+    # -- session -------------------------------------------------------------------
+    def _create(self, cuda_graphs: bool) -> tuple[Any, Any]:
+        import onnxruntime as ort
+
+        config = self.config
+        providers = config.providers or provider_chain(
+            config.device, device_id=config.device_id, cuda_graph=cuda_graphs,
+            trt_options=config.trt_options or tensorrt_options("fp16" if config.fp16 else "fp32",
+                                                               config.trt_cache_dir),
+        )
+        entries = dict(config.session_config or {})
+        if cuda_graphs:
+            entries[PLACEMENT_CONFIG] = "1"
+        options = session_options(config.threads, config.mem_arena, config=entries)
+        try:
+            session = ort.InferenceSession(self.model_path, sess_options=options, providers=providers,
+                                           disabled_optimizers=disabled_optimizers(providers))
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind exception types
+            first = _first_line(exc)
+            if cuda_graphs and "graph capture" in first.lower():
+                self.graph_fallback = f"onnxruntime refused graph capture: {first}"
+                return self._create(False)
+            raise UserError(f"onnxruntime {ort.__version__} cannot load {self.model_path}: {first}") from None
+        return session, options
+
+    def _graph_blockers(self) -> str | None:
+        nodes = placement(self.session)
+        if nodes is None:
+            return None  # this ORT cannot tell; a failed capture at run time says so
+        return "; ".join(capture_blockers(nodes)) or None
+
+    def _make_run_options(self) -> Any:
+        import onnxruntime as ort
+
+        options = ort.RunOptions()
+        for key, value in (self.config.run_config or {}).items():
+            options.add_run_config_entry(key, str(value))
+        return options
 
     # -- public ------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
@@ -178,38 +133,57 @@ class Engine:
             "enable_mem_pattern": so.enable_mem_pattern,
             "enable_cpu_mem_arena": so.enable_cpu_mem_arena,
             "io_binding": self.io_binding,
-            "cuda_graphs": self.config.cuda_graphs,
+            "cuda_graphs": self.cuda_graphs,
+            "cuda_graphs_fallback": self.graph_fallback,
             "session_config": dict(self.config.session_config or {}),
+            "run_config": dict(self.config.run_config or {}),
             "disabled_optimizers": disabled_optimizers(self.providers),
         }
 
-    def select(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def select(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
         """Only the inputs this model declares (e.g. no token_type_ids for models without it)."""
         missing = [n for n in self.input_names if n not in feeds]
         if missing:
             raise ValueError(f"model input(s) {missing} not provided (have: {sorted(feeds)})")
         return {n: feeds[n] for n in self.input_names}
 
-    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """Run on whatever shape `feeds` have; returns the outputs as numpy arrays."""
-        feeds = self.select(feeds)
-        if self.io_binding:
-            return self._run_bound(feeds)
-        return self.session.run(self.output_names, feeds)
+    def run(self, feeds: Mapping[str, Any], outputs: Sequence[str] | None = None, *,
+            keep_on_device: Collection[str] = ()) -> list[Any]:
+        """Run on whatever shape `feeds` have; the outputs named (all by default) in order.
 
-    def run_fixed(self, feeds: dict[str, np.ndarray], output_shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
+        Feeds may be numpy arrays or OrtValues already on the device (`to_device`). Outputs
+        come back as numpy arrays, except those in `keep_on_device`: OrtValues that stay on the
+        device for the next run (IO binding).
+        """
+        feeds = self.select(feeds)
+        names = list(outputs) if outputs is not None else self.output_names
+        bound = self.io_binding or keep_on_device or any(not isinstance(v, np.ndarray) for v in feeds.values())
+        with self._exclusive, self._failures_named(feeds):
+            if bound:
+                return self._run_bound(feeds, names, keep_on_device)
+            return self.session.run(names, feeds, self._run_options)
+
+    def to_device(self, array: np.ndarray) -> Any:
+        """An OrtValue holding `array` on this engine's device, to feed several runs."""
+        import onnxruntime as ort
+
+        return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array), self._ort_device,
+                                                self.config.device_id)
+
+    def run_fixed(self, feeds: Mapping[str, np.ndarray], output_shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
         """Run through the pre-bound buffers of this exact shape (created on first use).
 
-        With `cuda_graphs` on a GPU, ORT captures one CUDA graph per bucket (`gpu_graph_id`)
-        and replays it afterwards; the caller pads inputs to a small set of bucket shapes.
-        On CPU the same path runs without graphs (it is what the tests exercise).
+        With CUDA graphs active, ORT captures one graph per bucket (`gpu_graph_id`) and replays
+        it afterwards; the caller pads inputs to a small set of bucket shapes. Elsewhere the same
+        path runs without graphs (it is what the CPU tests exercise).
         """
         feeds = self.select(feeds)
         key = tuple(s for n in self.input_names for s in feeds[n].shape)
-        with self._static_lock:
+        with self._buckets_lock:
             bucket = self._buckets.get(key)
             if bucket is None:
                 bucket = self._buckets[key] = self._make_bucket(feeds, output_shapes)
+        with self._exclusive, bucket.lock, self._failures_named(feeds):
             for name, array in feeds.items():
                 bucket.inputs[name].update_inplace(np.ascontiguousarray(array))
             self.session.run_with_iobinding(bucket.binding, bucket.run_options)
@@ -220,16 +194,42 @@ class Engine:
         return len(self._buckets)
 
     # -- internals -----------------------------------------------------------------
-    def _run_bound(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        binding = self.session.io_binding()  # per call: bindings are not thread-safe
-        for name, array in feeds.items():
-            binding.bind_cpu_input(name, np.ascontiguousarray(array))  # one host->device copy
-        for name in self.output_names:
-            binding.bind_output(name, self._ort_device, self.config.device_id)
-        self.session.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()
+    @contextlib.contextmanager
+    def _failures_named(self, feeds: Mapping[str, Any]):
+        try:
+            yield
+        except (UserError, ValueError, TypeError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - ORT's pybind errors share no base but Exception
+            raise InferenceError(self.failure_message(exc, feeds)) from exc
 
-    def _make_bucket(self, feeds: dict[str, np.ndarray], output_shapes: list[tuple[int, ...]]) -> _Bucket:
+    def failure_message(self, exc: BaseException, feeds: Mapping[str, Any]) -> str:
+        shapes = ", ".join(f"{n}{list(_shape(v))}" for n, v in feeds.items())
+        text = _first_line(exc)
+        if any(w in text.lower() for w in ("out of memory", "oom", "failed to allocate", "bad_alloc")):
+            hint = "out of memory: lower max_batch_tokens / max_batch_size"
+        else:
+            hint = "try another variant or device='cpu'"
+        variant = f"variant {self.config.variant!r}, " if self.config.variant else ""
+        return (f"onnxruntime run failed on {self.providers[0]} ({variant}{os.path.basename(self.model_path)}, "
+                f"inputs {shapes}): {text}; {hint}")
+
+    def _run_bound(self, feeds: dict[str, Any], outputs: list[str], keep: Collection[str]) -> list[Any]:
+        binding = self.session.io_binding()  # per call: bindings are not thread-safe
+        for name, value in feeds.items():
+            if isinstance(value, np.ndarray):
+                binding.bind_cpu_input(name, np.ascontiguousarray(value))  # one host->device copy
+            else:
+                binding.bind_ortvalue_input(name, value)
+        for name in outputs:
+            if name in keep:
+                binding.bind_output(name, self._ort_device, self.config.device_id)
+            else:
+                binding.bind_output(name, "cpu")
+        self.session.run_with_iobinding(binding, self._run_options)
+        return [value if name in keep else value.numpy() for name, value in zip(outputs, binding.get_outputs())]
+
+    def _make_bucket(self, feeds: dict[str, np.ndarray], output_shapes: list[tuple[int, ...]]) -> Bucket:
         import onnxruntime as ort
 
         device, device_id = self._ort_device, self.config.device_id
@@ -246,8 +246,18 @@ class Engine:
             value = ort.OrtValue.ortvalue_from_shape_and_type(shape, dtype, device, device_id)
             binding.bind_ortvalue_output(name, value)
             outputs.append(value)
-        run_options = ort.RunOptions()
-        if self.config.cuda_graphs and device != "cpu":
+        run_options = self._make_run_options()
+        if self.cuda_graphs:
             # graph ids start at 1: -1 means "do not capture"
             run_options.add_run_config_entry("gpu_graph_id", str(len(self._buckets) + 1))
-        return _Bucket(inputs=inputs, outputs=outputs, binding=binding, run_options=run_options)
+        return Bucket(inputs=inputs, outputs=outputs, binding=binding, run_options=run_options)
+
+
+def _shape(value: Any) -> tuple[int, ...]:
+    shape = getattr(value, "shape", None)
+    return tuple(shape() if callable(shape) else shape or ())
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

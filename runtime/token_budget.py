@@ -17,18 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
-# CPU default, measured on the seed-recipe MiniLM-L6 int8 artifact, 2 threads, all 7,600 AG News
-# test texts, tokenization included, configurations interleaved, medians of 3 rounds (`python -m
-# onnxpress.benchmarks.probes.runtime_tuning ARTIFACT --rounds 3 --only tok512-b64 tok1024-b64 tok2048-b64
-# tok4096-b64`, 2026-12-01, 2-core AMD EPYC with avx512_vnni):
-# budget 512 -> 713 texts/s, 1,024 -> 676, 2,048 -> 616, 4,096 -> 576 (a 4-round rerun: 512 -> 572,
-# 1,024 -> 561 on a busier moment). Bigger batches do not pay on 2 cores: 512 rows already make
-# GEMMs large enough, and smaller activations likely stay in cache for the memory-bound ops (GELU,
-# LayerNorm, activation quantization; an inference, not profiled). The resident set follows the
-# budget: predicting all 7,600 texts in one call in a fresh process peaks at 130 MiB at 512, 147 at
-# 1,024, 175 at 2,048 (`python -m onnxpress.benchmarks.probes.cold_start ARTIFACT --ag-news --runs 2
-# --max-batch-tokens N`); `onnxpress bench` (load, one prediction, 256 more texts): 117 MiB at 512,
-# 169 at 2,048.
+# CPU defaults: measured per budget on 2 cores; figures and commands in benchmarks/README.md
+# ("Runtime session settings").
 DEFAULT_MAX_BATCH_TOKENS = 512
 DEFAULT_MAX_BATCH_SIZE = 64
 # GPUs are compute-bound much later than 2 CPU cores: bigger batches by default (not measured here).

@@ -9,8 +9,8 @@ The artifact holds two graphs (written by `onnxpress export translator`):
   attention [batch, beam, src_len], topk_log_probs / topk_ids [batch, beam, topk]
 
 The decoder has a beam axis, so all beams of a sentence read the same encoder states: they
-are computed once per batch and fed to every step as they are (bound on the device once with
-IO binding on GPU), and shrink only when finished sentences leave the batch. The search itself
+are computed once per batch and fed to every step as they are (kept on the device with IO
+binding on GPU), and shrink only when finished sentences leave the batch. The search itself
 (greedy and beam, numpy) lives in `onnxpress.runtime.beam_search`.
 """
 from __future__ import annotations
@@ -24,12 +24,13 @@ import numpy as np
 from onnxpress.errors import UserError
 from onnxpress.runtime.artifact import Artifact
 from onnxpress.runtime.token_budget import TokenBudget
-from onnxpress.runtime.devices import Accelerators, detect
-from onnxpress.runtime.engine import Engine, EngineConfig, check_opset
+from onnxpress.runtime.devices import Accelerators
+from onnxpress.runtime.engine import Engine
 from onnxpress.runtime.beam_search import Hypothesis, beam_search, greedy_search
-from onnxpress.runtime.variants import choose
+from onnxpress.runtime.loading import choose_for, engine_config, open_artifact, open_variant, token_budget
 from onnxpress.runtime.text_tokenizer import Encoded, TextTokenizer, check_texts
 
+TASK = "translation"
 ENCODER_INPUTS = ("src_ids", "src_mask")
 ENCODER_OUTPUTS = ("encoder_states", "keys", "hidden")
 DECODER_INPUTS = ("prev_tokens", "hidden", "encoder_states", "keys", "src_mask", "topk")
@@ -65,62 +66,35 @@ class Translation:
 
 
 class _StepDecoder:
-    """`StepDecoder` over the decoder_step session with plain `run` (CPU): arrays fed as they are."""
+    """`StepDecoder` over the decoder_step engine for one batch of sentences.
 
-    def __init__(self, session: Any, states: np.ndarray, keys: np.ndarray, mask: np.ndarray, vocab: int):
-        self.session, self.vocab = session, vocab
-        self.states, self.keys, self.mask = states, keys, mask
+    With IO binding the encoder states stay on the device across steps (OrtValues): only the
+    small per-step tensors cross, and dropping finished sentences re-uploads the states once.
+    The outputs come back to the host because the search (top-k, beams) runs in numpy.
+    """
+
+    def __init__(self, engine: Engine, states: Any, keys: Any, mask: np.ndarray, vocab: int):
+        self.engine, self.vocab = engine, vocab
+        self.resident = not isinstance(states, np.ndarray)
+        self.states, self.keys, self.mask = states, keys, self._place(mask)
+
+    def _place(self, array: np.ndarray) -> Any:
+        return self.engine.to_device(array) if self.resident else array
+
+    def _host(self, value: Any) -> np.ndarray:
+        return value.numpy() if self.resident else value
 
     def step(self, prev_tokens: np.ndarray, hidden: np.ndarray, k: int):
         k = min(k, self.vocab)
-        return self.session.run(
-            list(STEP_OUTPUTS),
+        return self.engine.run(
             {"prev_tokens": prev_tokens, "hidden": hidden, "encoder_states": self.states,
              "keys": self.keys, "src_mask": self.mask, "topk": np.array([k], dtype=np.int64)},
+            STEP_OUTPUTS,
         )
 
     def keep(self, sentences: np.ndarray) -> None:
-        self.states, self.keys, self.mask = self.states[sentences], self.keys[sentences], self.mask[sentences]
-
-
-class _BoundStepDecoder:
-    """`StepDecoder` with IO binding: encoder states stay on the device across steps.
-
-    Only the small per-step tensors (tokens, hidden state) cross to the device; the outputs
-    come back to the host because the search (top-k, beam bookkeeping) runs in numpy.
-    Dropping finished sentences re-uploads the encoder states once.
-    """
-
-    def __init__(self, session: Any, states: Any, keys: Any, mask: np.ndarray, vocab: int, device: str,
-                 device_id: int):
-        import onnxruntime as ort
-
-        self._ort = ort
-        self.vocab = vocab
-        self.session, self.device, self.device_id = session, device, device_id
-        self.states, self.keys = states, keys  # OrtValues on the device
-        self.mask = self._upload(mask)
-
-    def _upload(self, array: np.ndarray) -> Any:
-        return self._ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array), self.device, self.device_id)
-
-    def step(self, prev_tokens: np.ndarray, hidden: np.ndarray, k: int):
-        binding = self.session.io_binding()
-        binding.bind_cpu_input("prev_tokens", np.ascontiguousarray(prev_tokens))
-        binding.bind_cpu_input("hidden", np.ascontiguousarray(hidden))
-        binding.bind_cpu_input("topk", np.array([min(k, self.vocab)], dtype=np.int64))
-        binding.bind_ortvalue_input("encoder_states", self.states)
-        binding.bind_ortvalue_input("keys", self.keys)
-        binding.bind_ortvalue_input("src_mask", self.mask)
-        for name in STEP_OUTPUTS:
-            binding.bind_output(name, "cpu")
-        self.session.run_with_iobinding(binding)
-        return [value.numpy() for value in binding.get_outputs()]
-
-    def keep(self, sentences: np.ndarray) -> None:
-        self.states = self._upload(self.states.numpy()[sentences])
-        self.keys = self._upload(self.keys.numpy()[sentences])
-        self.mask = self._upload(self.mask.numpy()[sentences])
+        self.states, self.keys, self.mask = (self._place(self._host(v)[sentences])
+                                             for v in (self.states, self.keys, self.mask))
 
 
 class Translator:
@@ -173,56 +147,47 @@ class Translator:
         device: str = "auto",
         threads: int | None = None,
         *,
-        max_batch_size: int | None = None,
-        max_batch_tokens: int | None = None,
-        io_binding: bool | None = None,
-        mem_arena: bool = True,
-        verify: bool = True,
         accelerators: Accelerators | None = None,
+        **options: Any,
     ) -> "Translator":
         """Open a translation artifact and start its two sessions.
 
         variant: "auto" or a name from the manifest (int8 on CPU, fp16 on CUDA by default);
         device: "auto", "cpu", "cuda"; threads: intra-op threads per session (None: ORT's
-        default). `verify` checks every file's sha256 before ONNX Runtime sees it.
+        default). `options` are those of `open` (max_batch_size, max_batch_tokens, io_binding,
+        mem_arena, verify: the sha256 of every file is checked before ONNX Runtime sees it).
         """
-        artifact = Artifact.open(path)
-        if artifact.manifest.task != "translation":
-            raise UserError(f"{path} is a {artifact.manifest.task} artifact, not translation")
-        variant, device = choose(artifact, variant, device, accelerators or detect())
-        return cls._from_artifact(artifact, variant, device, threads, max_batch_size=max_batch_size,
-                                  max_batch_tokens=max_batch_tokens, io_binding=io_binding,
-                                  mem_arena=mem_arena, verify=verify)
+        artifact = open_artifact(path, TASK)
+        variant, device = choose_for(artifact, variant, device, accelerators)
+        return cls.open(artifact, variant, device, threads, **options)
 
     @classmethod
-    def _from_artifact(cls, artifact: Artifact, variant: str, device: str, threads: int | None = None, *,
-                       max_batch_size: int | None = None, max_batch_tokens: int | None = None,
-                       io_binding: bool | None = None, mem_arena: bool = True, verify: bool = True) -> "Translator":
-        """Sessions for a variant and device already chosen (export validation runs any variant on CPU)."""
-        manifest = artifact.manifest
-        spec = artifact.variant(variant)
-        missing = [role for role in ("encoder", "decoder_step") if role not in spec.files]
-        if missing:
-            raise UserError(f"variant {variant!r} lists no {' / '.join(missing)} file")
-        check_opset(spec.opset, manifest.versions.get("onnxruntime"))
-        enc_path = artifact.file(spec.files["encoder"], verify=verify)
-        dec_path = artifact.file(spec.files["decoder_step"], verify=verify)
+    def open(cls, artifact: str | os.PathLike | Artifact, variant: str, device: str,
+             threads: int | None = None, *, max_batch_size: int | None = None,
+             max_batch_tokens: int | None = None, io_binding: bool | None = None, mem_arena: bool = True,
+             verify: bool = True) -> "Translator":
+        """Serve `variant` on `device` exactly as given: no auto choice and no device check
+        (export validation runs any variant on CPU through this)."""
+        opened = open_variant(open_artifact(artifact, TASK), variant, device, ("encoder", "decoder_step"), verify)
+        manifest = opened.artifact.manifest
         toks = manifest.tokenizers
         src_name, tgt_name = toks.get("source", toks.get("joint")), toks.get("target", toks.get("joint"))
         if not src_name or not tgt_name:
-            raise UserError(f"manifest of {artifact.root} must name 'source' and 'target' tokenizers "
-                            f"(has {sorted(toks)})")
-        src_path, tgt_path = artifact.file(src_name, verify=verify), artifact.file(tgt_name, verify=verify)
+            raise UserError(f"manifest of {opened.artifact.root} must name 'source' and 'target' tokenizers "
+                            f"(has {sorted(toks)}); re-export the artifact")
+        src_path, tgt_path = opened.file(src_name), opened.file(tgt_name)
         source = TextTokenizer(src_path, manifest.max_length, pad_id=manifest.extra.get("pad_id", 0))
-        gpu = device != "cpu"
-        budget = TokenBudget(
-            max_batch_tokens=max_batch_tokens or DEFAULT_MAX_BATCH_TOKENS,
-            max_batch_size=max_batch_size or (GPU_MAX_BATCH_SIZE if gpu else CPU_MAX_BATCH_SIZE),
+        budget = token_budget(max_batch_tokens, max_batch_size, DEFAULT_MAX_BATCH_TOKENS,
+                              GPU_MAX_BATCH_SIZE if device != "cpu" else CPU_MAX_BATCH_SIZE)
+        encoder, decoder = (
+            Engine(opened.models[role], engine_config(opened, threads, role=role, io_binding=io_binding,
+                                                      mem_arena=mem_arena))
+            for role in ("encoder", "decoder_step")
         )
-        config = EngineConfig(device=device, threads=threads, io_binding=io_binding, mem_arena=mem_arena,
-                              fp16=spec.precision == "fp16")
-        encoder, decoder = Engine(enc_path, config), Engine(dec_path, config)
-        return cls(artifact, variant, encoder, decoder, source, tgt_path, budget, source_path=src_path)
+        return cls(opened.artifact, variant, encoder, decoder, source, tgt_path, budget, source_path=src_path)
+
+    # Export validation called this before `open` existed; kept as an alias for this release.
+    _from_artifact = open
 
     # -- translation ---------------------------------------------------------------
     def translate(
@@ -293,22 +258,11 @@ class Translator:
         return beam_search(decoder, hidden, max_lengths, self.bos_id, self.eos_id, beam_size,
                            return_attention=return_attention, length_penalty=length_penalty)
 
-    def _start(self, src_ids: np.ndarray, mask: np.ndarray):
-        feeds = {"src_ids": src_ids, "src_mask": mask}
-        if not self._bound:
-            states, keys, hidden = self.encoder.session.run(list(ENCODER_OUTPUTS), feeds)
-            return _StepDecoder(self.decoder.session, states, keys, mask, self.vocab), hidden
-        cfg = self.encoder.config
-        where = "cpu" if cfg.device == "cpu" else "cuda"
-        binding = self.encoder.session.io_binding()
-        for name, array in feeds.items():
-            binding.bind_cpu_input(name, array)
-        for name in ENCODER_OUTPUTS:
-            binding.bind_output(name, where, cfg.device_id)
-        self.encoder.session.run_with_iobinding(binding)
-        states, keys, hidden = binding.get_outputs()
-        return (_BoundStepDecoder(self.decoder.session, states, keys, mask, self.vocab, where, cfg.device_id),
-                hidden.numpy())
+    def _start(self, src_ids: np.ndarray, mask: np.ndarray) -> tuple[_StepDecoder, np.ndarray]:
+        keep = ("encoder_states", "keys") if self._bound else ()
+        states, keys, hidden = self.encoder.run({"src_ids": src_ids, "src_mask": mask}, ENCODER_OUTPUTS,
+                                                keep_on_device=keep)
+        return _StepDecoder(self.decoder, states, keys, mask, self.vocab), hidden
 
     def _source_tokens(self, ids: np.ndarray) -> list[str]:
         if self._source_vocab is None:

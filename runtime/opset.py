@@ -1,0 +1,46 @@
+"""Refuse a model whose ONNX opset the installed onnxruntime does not implement."""
+from __future__ import annotations
+
+from onnxpress.errors import UserError
+
+# Highest ai.onnx opset each onnxruntime minor release implements (ORT's Versioning.md).
+# For anything newer than this table, or an opset above it, ORT's own schema registry is asked
+# (about 0.4 s, so only when the fast table cannot answer).
+MAX_OPSET = {
+    (1, 14): 18, (1, 15): 19, (1, 16): 19, (1, 17): 20, (1, 18): 21, (1, 19): 21,
+    (1, 20): 21, (1, 21): 22, (1, 22): 22, (1, 23): 23,
+}
+
+
+def ort_version() -> tuple[int, int]:
+    import onnxruntime
+
+    major, minor = onnxruntime.__version__.split(".")[:2]
+    return int(major), int(minor)
+
+
+def max_supported_opset() -> int:
+    """Highest ai.onnx opset the installed onnxruntime knows (from its schema registry)."""
+    from onnxruntime.capi import _pybind_state as C
+
+    return max(s.since_version for s in C.get_all_operator_schema() if s.domain in ("", "ai.onnx"))
+
+
+def check_opset(opset: int | None, artifact_ort: str | None = None) -> None:
+    """Refuse a model whose opset the installed onnxruntime does not implement."""
+    if not opset:
+        return
+    version = ort_version()
+    known = MAX_OPSET.get(version)
+    if known is None and version > max(MAX_OPSET):
+        known = MAX_OPSET[max(MAX_OPSET)]  # newer releases implement at least this much
+        if int(opset) > known:
+            known = max_supported_opset()
+    if known is None:
+        known = 17  # older than the table: be conservative
+    if int(opset) > known:
+        built = f" (the artifact was validated with onnxruntime {artifact_ort})" if artifact_ort else ""
+        raise UserError(
+            f"the model uses ONNX opset {opset} but onnxruntime {'.'.join(map(str, version))} "
+            f"implements opsets up to {known}{built}; upgrade onnxruntime or re-export with a lower opset"
+        )
