@@ -13,14 +13,11 @@ import pytest
 from runtime_fixtures import LABELS, WORDS
 from onnxpress.errors import UserError
 from onnxpress.runtime import Classifier
-from onnxpress.runtime.scoring import score_file
+from onnxpress.runtime.jobs.score import score_file
 
 ENV = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
 
 
-@pytest.fixture(scope="module")
-def clf(artifact_dir):
-    return Classifier.load(artifact_dir, variant="fp32", threads=1)
 
 
 def _rows(n, seed=0):

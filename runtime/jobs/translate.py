@@ -1,0 +1,148 @@
+"""Translating text files line by line: streaming (stdin -> stdout) and a resumable file job.
+
+Line i of the output is the translation of line i of the input, always: blank input lines
+give blank output lines, and a line that is not valid UTF-8 gives a blank line and is
+reported. The file job's part is the chunk's translated lines; the merge concatenates them.
+The protocol (parts, resume, verified merge) is `runtime/jobs/resumable.py`.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, BinaryIO, Iterator
+
+from onnxpress.errors import UserError
+from onnxpress.runtime.jobs.readers import Chunk, LineReader, decode_line
+from onnxpress.runtime.jobs.resumable import JobConfig, Merged, ResumableJob, run_job
+from onnxpress.runtime.jobs.writers import write_lines
+
+DEFAULT_CHUNK_LINES = 1024
+
+
+@dataclass(kw_only=True)
+class TranslateConfig(JobConfig):
+    beam_size: int | None = None
+    chunk_lines: int = DEFAULT_CHUNK_LINES
+
+
+@dataclass
+class TranslateSummary:
+    lines: int
+    translated: int
+    blank: int
+    errors: list[int] = field(default_factory=list)  # 1-based line numbers that were not valid UTF-8
+    resumed_chunks: int = 0
+    output: str = ""
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        rate = f", {self.translated / self.seconds:.1f} sentences/s" if self.seconds > 0 else ""
+        resumed = f" ({self.resumed_chunks} chunks from an earlier run)" if self.resumed_chunks else ""
+        bad = f", {len(self.errors)} not UTF-8 (blank in output; lines {self.errors[:5]})" if self.errors else ""
+        return f"{self.lines} lines: {self.translated} translated, {self.blank} blank{bad} -> {self.output}{resumed}{rate}"
+
+    def count(self, texts: list[str | None], first_line: int) -> None:
+        """Add one batch of decoded lines (None = not UTF-8) starting at 1-based `first_line`."""
+        self.lines += len(texts)
+        self.errors.extend(first_line + k for k, t in enumerate(texts) if t is None)
+        self.translated += sum(1 for t in texts if t is not None and t.strip())
+        self.blank += sum(1 for t in texts if t is not None and not t.strip())
+
+
+def _translate_lines(translator: Any, texts: list[str], beam_size: int | None) -> list[str]:
+    # a translation never spans lines
+    return [" ".join(t.text.split()) for t in translator.translate(texts, beam_size=beam_size)]
+
+
+def translate_stream(translator: Any, src: IO[bytes], dst: IO[str], *, beam_size: int | None = None,
+                     batch_lines: int = 64) -> TranslateSummary:
+    """Read lines from `src` (binary), write one translated line per input line to `dst`, in order.
+
+    Lines are translated `batch_lines` at a time and flushed after each batch, so a pipe
+    sees output while input is still arriving.
+    """
+    started = time.perf_counter()
+    summary = TranslateSummary(lines=0, translated=0, blank=0, output="<stdout>")
+    batch: list[str | None] = []
+
+    def flush() -> None:
+        summary.count(batch, summary.lines + 1)
+        for text in _translate_lines(translator, [t or "" for t in batch], beam_size):
+            dst.write(text + "\n")
+        dst.flush()
+        batch.clear()
+
+    for raw in src:
+        batch.append(decode_line(raw))
+        if len(batch) >= batch_lines:
+            flush()
+    if batch:
+        flush()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+class TranslateJob(ResumableJob[Chunk]):
+    part_suffix = ".txt"
+    unit = " lines"
+
+    def __init__(self, translator: Any, config: TranslateConfig):
+        if config.output.resolve() == config.input.resolve():
+            raise UserError("output file is the input file")
+        if not config.output.parent.is_dir():
+            raise UserError(f"output folder does not exist: {config.output.parent}")
+        self.reader = LineReader(config.input, config.chunk_lines)
+        super().__init__(config.input, [config.output], f"translating {config.input.name}")
+        self.translator, self.config = translator, config
+        self.summary = TranslateSummary(lines=0, translated=0, blank=0, output=str(config.output))
+
+    def settings(self) -> dict[str, Any]:
+        return {"chunk_lines": self.config.chunk_lines, "beam_size": self.config.beam_size,
+                "artifact": str(Path(self.translator.artifact.root).resolve()), "variant": self.translator.variant}
+
+    def chunks(self) -> Iterator[Chunk]:
+        for chunk in self.reader.chunks():
+            self.summary.count(chunk.texts, chunk.start + 1)
+            yield chunk
+
+    def total_rows(self) -> int | None:
+        return self.reader.total_rows
+
+    def write_part(self, chunk: Chunk, fh: BinaryIO) -> None:
+        write_lines(fh, _translate_lines(self.translator, [t or "" for t in chunk.texts], self.config.beam_size))
+
+    def part_rows(self, part: Path) -> int:
+        with open(part, "rb") as fh:
+            return sum(1 for _ in fh)
+
+    def merge(self, parts: list[Path], staged: list[Path]) -> Merged:
+        from onnxpress.runtime.jobs.durable import fsync_file
+
+        written = 0
+        with open(staged[0], "wb") as out:
+            for part in parts:
+                with open(part, "rb") as fh:
+                    for raw in fh:
+                        out.write(raw)
+                        written += 1
+        fsync_file(staged[0])
+        return Merged(rows=written)
+
+
+def run_translate(translator: Any, config: TranslateConfig) -> TranslateSummary:
+    """Translate every line of `config.input` into `config.output`; resumable after any interruption."""
+    job = TranslateJob(translator, config)
+    result = run_job(job, overwrite=config.overwrite, progress=config.progress)
+    job.summary.resumed_chunks, job.summary.seconds = result.resumed_chunks, result.seconds
+    return job.summary
+
+
+def translate_file(translator: Any, input_path: str | os.PathLike, out_path: str | os.PathLike, *,
+                   beam_size: int | None = None, chunk_lines: int = DEFAULT_CHUNK_LINES,
+                   overwrite: bool = False, progress: bool = True) -> TranslateSummary:
+    """`run_translate` with keyword arguments (the API before `TranslateConfig`)."""
+    return run_translate(translator, TranslateConfig(input=Path(input_path), output=Path(out_path),
+                                                     beam_size=beam_size, chunk_lines=chunk_lines,
+                                                     overwrite=overwrite, progress=progress))
