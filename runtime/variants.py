@@ -1,7 +1,8 @@
 """Choosing the variant and device to serve, with a clear reason when the choice is impossible.
 
 `variant="auto"` picks, per device, by precision: int8 on CPU, fp16 on CUDA, the TensorRT
-build (int8 first) where that EP is usable. Among variants of the same precision the one
+build (int8 first) where that EP is usable. TensorRT also runs the fp16/fp32 variants built for
+CUDA (plain float graphs; its fp16 flag follows the variant), never a dynamic-int8 CPU graph. Among variants of the same precision the one
 whose name equals its precision (e.g. "int8" before "int8-static") wins, then manifest order.
 `device="auto"` tries tensorrt, cuda, then cpu, taking the first that is usable *and* has a
 servable variant.
@@ -9,7 +10,7 @@ servable variant.
 from __future__ import annotations
 
 from onnxpress.errors import UserError
-from onnxpress.runtime.artifact import Artifact
+from onnxpress.runtime.artifact import Artifact, Variant
 from onnxpress.runtime.devices import Accelerators, check_device
 
 PRECISION_PREFERENCE = {
@@ -20,11 +21,17 @@ PRECISION_PREFERENCE = {
 AUTO_DEVICE_ORDER = ("tensorrt", "cuda", "cpu")
 
 
+def runs_on(variant: Variant, device: str) -> bool:
+    """Built for `device`, or a float variant built for CUDA offered to TensorRT."""
+    return device in variant.devices or (
+        device == "tensorrt" and "cuda" in variant.devices and variant.precision in ("fp16", "fp32"))
+
+
 def candidates(artifact: Artifact, device: str) -> list[str]:
     """Servable variants meant for `device`, best first."""
     variants = artifact.manifest.variants
     order = PRECISION_PREFERENCE[device]
-    names = [n for n, v in variants.items() if v.servable and device in v.devices]
+    names = [n for n, v in variants.items() if v.servable and runs_on(v, device)]
 
     def rank(item: tuple[int, str]) -> tuple[int, int, int]:
         position, name = item
@@ -42,13 +49,13 @@ def choose(artifact: Artifact, variant: str, device: str, acc: Accelerators) -> 
         spec = artifact.variant(variant)  # raises for unknown or rejected variants
         if device == "auto":
             for dev in AUTO_DEVICE_ORDER:
-                if dev in spec.devices and acc.usable(dev):
+                if runs_on(spec, dev) and acc.usable(dev):
                     return variant, dev
             why = "; ".join(f"{d}: {acc.why_not(d)}" for d in spec.devices if not acc.usable(d))
             raise UserError(f"variant {variant!r} runs on {', '.join(spec.devices)}, none usable here ({why})")
         if not acc.usable(device):
             raise UserError(f"device {device!r} requested but {acc.why_not(device)}")
-        if device not in spec.devices:
+        if not runs_on(spec, device):
             raise UserError(
                 f"variant {variant!r} is built for {', '.join(spec.devices)}, not {device}; "
                 f"variants for {device}: {', '.join(candidates(artifact, device)) or 'none'}"

@@ -14,6 +14,9 @@ from onnxpress.runtime.devices import CPU_EP, CUDA_EP, TRT_EP, detect
 from onnxpress.runtime.engine import Engine, EngineConfig
 
 NO_GPU = detect([TRT_EP, CUDA_EP, CPU_EP], (False, "no NVIDIA GPU device (/dev/nvidia*) on this machine", False, "x"))
+HAS_GPU = detect().cuda  # this machine: the CPU-only expectations and the GPU ones never both run
+cpu_machine_only = pytest.mark.skipif(HAS_GPU, reason="expects a machine without a usable GPU")
+gpu_machine_only = pytest.mark.skipif(not HAS_GPU, reason="needs a usable NVIDIA GPU")
 
 
 def reference_probs(artifact_dir, model_file, texts):
@@ -54,6 +57,7 @@ def test_model_without_token_type_ids(artifact_no_tt, texts):
                                atol=2e-5)
 
 
+@cpu_machine_only
 def test_auto_loads_int8_on_cpu_and_agrees_with_fp32(artifact_dir, texts, fp32):
     clf = Classifier.load(artifact_dir)  # real machine detection: no GPU here
     assert (clf.variant, clf.device) == ("int8", "cpu")
@@ -162,6 +166,7 @@ def test_manifest_problems_refused(artifact_copy, tmp_path):
         Classifier.load(artifact_copy)
 
 
+@cpu_machine_only
 def test_cuda_without_gpu_is_a_clear_error(artifact_dir, capfd):
     with pytest.raises(UserError, match="device 'cuda' requested but"):
         Classifier.load(artifact_dir, device="cuda")
@@ -208,3 +213,20 @@ def test_ids_are_stored_narrow_and_padded_as_int64(fp32, texts):
     assert input_ids.dtype == mask.dtype == type_ids.dtype == np.int64
     first = enc.ids[enc.offsets[0]:enc.offsets[1]]
     np.testing.assert_array_equal(input_ids[0, : len(first)], first)
+
+
+@gpu_machine_only
+def test_auto_picks_a_gpu_and_agrees_with_fp32_on_cpu(artifact_dir, texts, fp32):
+    clf = Classifier.load(artifact_dir, gpu_check=False)
+    assert clf.device in ("cuda", "tensorrt") and clf.engine.providers[0] != CPU_EP
+    agree = np.mean(clf.predict_proba(texts).argmax(1) == fp32.predict_proba(texts).argmax(1))
+    assert agree > 0.9
+
+
+@gpu_machine_only
+def test_cuda_fp32_matches_cpu_with_and_without_graphs(artifact_dir, texts, fp32):
+    plain = Classifier.load(artifact_dir, variant="fp32", device="cuda")
+    np.testing.assert_allclose(plain.predict_proba(texts), fp32.predict_proba(texts), atol=2e-3)
+    graphs = Classifier.load(artifact_dir, variant="fp32", device="cuda", cuda_graphs=True)
+    assert graphs.engine.cuda_graphs or graphs.engine.graph_fallback  # used, or a stated reason
+    np.testing.assert_allclose(graphs.predict_proba(texts), fp32.predict_proba(texts), atol=2e-3)
