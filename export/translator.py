@@ -191,7 +191,7 @@ def add_coverage(out: str | Path, manifest: Manifest, sources: Sequence[str],
     """Attach the int8 coverage report (weights and FLOPs in int8) to the int8 variant."""
     from tokenizers import Tokenizer
 
-    from onnxpress.export.translator_graphs import quantization_coverage
+    from onnxpress.export.translator_coverage import quantization_coverage
 
     out = Path(out)
     src_tok = Tokenizer.from_file(str(out / SOURCE_TOKENIZER))

@@ -17,6 +17,7 @@ import numpy as np
 
 from onnxpress.export.gate import gate_reasons
 from onnxpress.runtime.artifact import Manifest
+from onnxpress.runtime.translator import Translator
 from onnxpress.training.bleu import bleu_score
 from onnxpress.training.translator_checkpoint import LoadedTranslator
 
@@ -50,14 +51,12 @@ def reference_decode(model: Any, cfg: Any, source_ids: list[list[int]], beam: in
     return out  # type: ignore[return-value]
 
 
-def _open_variant(out: Path, variant: str, threads: int | None, batch_size: int) -> Any:
-    """A runtime Translator on `variant`, on CPU whatever the variant's target device (validation)."""
-    from onnxpress.runtime.artifact import Artifact
-    from onnxpress.runtime.translator import Translator
+def _open_variant(out: Path, variant: str, threads: int | None, batch_size: int) -> Translator:
+    """A runtime Translator on `variant`, on CPU whatever the variant's target device.
 
-    # GPU-only variants (fp16) are validated on CPU: same graph, same numbers, slower
-    return Translator._from_artifact(Artifact.open(out), variant, "cpu", threads, max_batch_size=batch_size,
-                                     verify=False)
+    GPU-only variants (fp16) are validated on CPU: same graph, same numbers, slower.
+    """
+    return Translator.open(out, variant, "cpu", threads, max_batch_size=batch_size, verify=False)
 
 
 def validate(out: str | Path, loaded: LoadedTranslator, manifest: Manifest, options: ExportOptions,

@@ -105,6 +105,18 @@ def make_checkpoint(directory: Path, pooling: str = "mean", train: bool = True) 
     return directory
 
 
+def write_ag_news(root: Path) -> Path:
+    """A small AG News folder (classes.txt, train.csv, test.csv) of synthetic texts."""
+    data = root / "ag_news"
+    data.mkdir(parents=True)
+    (data / "classes.txt").write_text("\n".join(LABELS) + "\n")
+    for name, (n, seed) in {"train.csv": (80, 1), "test.csv": (60, 2)}.items():
+        texts, labels = synthetic_texts(n, seed)
+        rows = [f'"{y + 1}","{t.split()[0]}","{" ".join(t.split()[1:])}"' for t, y in zip(texts, labels)]
+        (data / name).write_text("\n".join(rows) + "\n")
+    return data
+
+
 def options(**kw):
     """ExportOptions for tests: quiet, one thread (the machine is shared)."""
     from onnxpress.export.classifier import ExportOptions

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from export_fixtures import LABELS, build_tokenizer, make_checkpoint, options, synthetic_texts, tiny_config
+from export_fixtures import build_tokenizer, make_checkpoint, options, synthetic_texts, tiny_config, write_ag_news
 from onnxpress.cli import main
 from onnxpress.errors import UserError
 from onnxpress.export.classifier import export_classifier, parse_variants
@@ -93,22 +93,11 @@ def test_force_replaces_an_artifact_and_cls_head_exports(tmp_path):
     first = Artifact.open(out).manifest.created
     with pytest.raises(UserError, match="not empty"):
         export(ckpt, out, variants=["fp32"])
-    export(ckpt, out, variants=["fp32"], force=True)
+    export(ckpt, out, variants=["fp32"], overwrite=True)
     art = Artifact.open(out)
     assert art.manifest.variants["fp32"].parity["max_abs_diff"] <= 1e-4
     assert art.manifest.extra["architecture"] == "BertForSequenceClassification"
     assert art.manifest.created >= first and leftovers(tmp_path) == []
-
-
-def write_ag_news(root: Path) -> Path:
-    data = root / "ag_news"
-    data.mkdir(parents=True)
-    (data / "classes.txt").write_text("\n".join(LABELS) + "\n")
-    for name, (n, seed) in {"train.csv": (80, 1), "test.csv": (60, 2)}.items():
-        texts, labels = synthetic_texts(n, seed)
-        rows = [f'"{y + 1}","{t.split()[0]}","{" ".join(t.split()[1:])}"' for t, y in zip(texts, labels)]
-        (data / name).write_text("\n".join(rows) + "\n")
-    return data
 
 
 def test_cli_end_to_end(tiny_checkpoint, tmp_path, capsys):
