@@ -1,109 +1,75 @@
-"""`onnxpress demo`: the whole pipeline on the embedded defaults, offline, in one command.
+"""`onnxpress demo`: the whole pipeline on the embedded defaults, offline, in one command, ending in a report.
 
-Each step is an ordinary `onnxpress` command (printed before it runs, so it can be copied),
-and each one resumes or skips finished work, so an interrupted demo picks up where it stopped.
+Each step is an ordinary `onnxpress` command (printed before it runs, so it can be copied);
+finished steps are reused on a rerun, so an interrupted demo picks up where it stopped. It
+ends with a side-by-side measurement against PyTorch and `REPORT.html` / `REPORT.md`.
 """
 from __future__ import annotations
 
 import argparse
-import shlex
-import time
 from pathlib import Path
-
-EXAMPLE_SENTENCES = [
-    "Ein Mann fährt Fahrrad.",
-    "Zwei Hunde spielen im Schnee.",
-    "Eine Frau sitzt auf einer Bank und liest ein Buch.",
-    "Kinder spielen auf der Straße Fußball.",
-]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="train, export, score and translate end to end on the bundled defaults",
+        help="train, export, score, translate and measure end to end on the bundled defaults; writes a report",
         description=__doc__.splitlines()[0],
     )
     parser.add_argument("--out", default="demo", help="working directory for every output (default: demo)")
     parser.add_argument("--data", default=None, help="data root (default: $ONNXPRESS_DATA, ../shared/data, ./data)")
     parser.add_argument("--skip-translator", action="store_true", help="only the classifier pipeline")
+    parser.add_argument("--skip-bench", action="store_true", help="no side-by-side measurement")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for every contender of the measurement (default: usable CPUs)")
     parser.set_defaults(func=run)
 
 
-def _step(title: str, argv: list[str]) -> None:
-    from onnxpress.cli import main
-    from onnxpress.errors import UserError
-
-    print(f"\n=== {title}\n$ onnxpress {shlex.join(argv)}", flush=True)
-    started = time.perf_counter()
-    status = main(argv)
-    if status:
-        raise UserError(f"demo step failed ({title}); see the message above")
-    print(f"--- {title}: done in {time.perf_counter() - started:.0f} s", flush=True)
-
-
-def _data_args(args: argparse.Namespace) -> list[str]:
-    return ["--data", args.data] if args.data else []
-
-
-def _ag_news_test(args: argparse.Namespace) -> Path:
+def _ag_news_test(data: str | None) -> Path:
     from onnxpress.errors import UserError
     from onnxpress.training.data_root import find_dataset, not_found_message
 
-    found = find_dataset(args.data, "ag_news", "test.csv")
+    found = find_dataset(data, "ag_news", "test.csv")
     if found is None:
         raise UserError(not_found_message("ag_news", "test.csv"))
     return found / "test.csv"
 
 
-def _report_scores(scores: Path, test_csv: Path, labels_file: Path) -> None:
-    """Accuracy of the scored file against the CSV's gold labels (label 1..4 = classes.txt order)."""
-    import csv
-
-    import pyarrow.parquet as pq
-
-    names = labels_file.read_text().split()
-    gold = [names[int(row[0]) - 1] for row in csv.reader(test_csv.open(newline="", encoding="utf-8"))]
-    table = pq.read_table(scores, columns=["row", "label"]).to_pydict()
-    correct = sum(gold[r] == label for r, label in zip(table["row"], table["label"]))
-    print(f"scored {len(table['row'])} of {len(gold)} rows; accuracy vs. gold labels {correct / len(gold):.4f}")
-
-
 def run(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    data = _data_args(args)
-    test_csv = _ag_news_test(args)
+    from onnxpress.commands.bench import default_threads
+    from onnxpress.demo import pipeline
+    from onnxpress.demo.layout import DemoLayout
+    from onnxpress.demo.measure import QuickBench, installed_peers
+    from onnxpress.demo.sections import next_commands, score_accuracy
+    from onnxpress.demo.steps import Ledger, run_step
 
-    _step("1/3 train the AG News classifier (seed recipe: 500 steps, batch 8, lr 2e-5)",
-          ["train", "classifier", *data, "--out", str(out / "clf"), "--steps", "500", "--batch-size", "8",
-           "--lr", "2e-5", "--max-minutes", "15"])
-    if not (out / "artifacts" / "clf" / "manifest.json").exists():
-        _step("2/3 export to ONNX (fp32 fused, int8 dynamic), gated on test accuracy",
-              ["export", "classifier", str(out / "clf"), "--out", str(out / "artifacts" / "clf"),
-               "--variants", "fp32,int8", *data, "--eval-rows", "2000"])
-    _step("3/3 score the full AG News test set with the torch-free runtime (resumable)",
-          ["score", str(out / "artifacts" / "clf"), str(test_csv), "--no-header", "--text-column", "1",
-           "--text-column", "2", "--out", str(out / "scores.parquet"), "--overwrite"])
-    _report_scores(out / "scores.parquet", test_csv, test_csv.parent / "classes.txt")
+    layout = DemoLayout(Path(args.out))
+    layout.root.mkdir(parents=True, exist_ok=True)
+    data = ["--data", args.data] if args.data else []
+    test_csv = _ag_news_test(args.data)
+    ledger, ran = Ledger(layout.root), set()
+    records = [run_step(step, ledger, ran) for step in pipeline.classifier_steps(layout, data, test_csv)]
+    scored, total, accuracy = score_accuracy(layout.scores, test_csv)
+    print(f"scored {scored} of {total} rows; accuracy vs. gold labels {accuracy:.4f}")
 
     if not args.skip_translator:
-        mt, mt_artifact = out / "mt", out / "artifacts" / "mt"
-        _step("translator 1/3: train a GRU + Bahdanau attention De->En model (demo preset, minutes)",
-              ["train", "translator", *data, "--preset", "demo", "--out", str(mt)]
-              + (["--resume"] if (mt / "config.json").exists() else []))
-        if not (mt_artifact / "manifest.json").exists():
-            _step("translator 2/3: export encoder + decoder-step ONNX (fp32, int8)",
-                  ["export", "translator", str(mt), "--out", str(mt_artifact), "--variants", "fp32,int8",
-                   *data, "--eval-rows", "200"])
-        source = out / "sentences.de"
-        source.write_text("\n".join(EXAMPLE_SENTENCES) + "\n", encoding="utf-8")
-        _step("translator 3/3: translate with the torch-free runtime (beam 4)",
-              ["translate", str(mt_artifact), "--input", str(source), "--output", str(out / "sentences.en"),
-               "--beam", "4", "--overwrite", "--no-progress"])
-        for src, tgt in zip(EXAMPLE_SENTENCES, (out / "sentences.en").read_text(encoding="utf-8").splitlines()):
-            print(f"  {src}  ->  {tgt}")
-        _step("attention of the first sentence as a heatmap",
-              ["attention-plot", EXAMPLE_SENTENCES[0], "--model", str(mt), "--out", str(out / "attention.png")])
-    print(f"\nDemo finished; everything it wrote is under {out}/")
+        pipeline.write_example_sentences(layout)
+        for step in pipeline.translator_steps(layout, data):
+            records.append(run_step(step, ledger, ran))
+            if step.name == "translate":
+                outputs = layout.sentences_output.read_text(encoding="utf-8").splitlines()
+                for source, output in zip(pipeline.EXAMPLE_SENTENCES, outputs):
+                    print(f"  {source}  ->  {output}")
+    if not args.skip_bench:
+        translator_data = None if args.skip_translator else (args.data or "multi30k")
+        steps = pipeline.bench_steps(layout, QuickBench(), test_csv, args.threads or default_threads(),
+                                     installed_peers(), translator_data)
+        records += [run_step(step, ledger, ran) for step in steps]
+
+    paths = pipeline.build_report(layout, test_csv, records)
+    print(f"\nDemo finished; everything it wrote is under {layout.root}/")
+    print(f"Report: {paths['html'].resolve()} (open it in a browser; {paths['markdown']} is the same in Markdown)")
+    print("Next, try:")
+    for command in next_commands(layout):
+        print(f"  {command}")
     return 0

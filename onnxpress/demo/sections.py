@@ -1,0 +1,189 @@
+"""What the demo report says: one section per stage, read from the files the demo's steps wrote.
+
+Every builder takes the demo layout and the commands that produced its inputs, and returns a
+`Section` (or None when that stage's outputs are absent), so a partial demo still gets a report.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from onnxpress.demo.layout import DemoLayout
+from onnxpress.demo.measure import headline, load_results
+from onnxpress.demo.plots import speed_memory_chart, training_curve
+from onnxpress.demo.report import Figure, Section, Table
+
+
+def _f(value: Any, fmt: str) -> str:
+    return "–" if value is None else format(value, fmt)
+
+
+def _pct(value: Any) -> str:
+    return "–" if value is None else f"{value * 100:.2f}%"
+
+
+def measured_on(results: dict[str, Any]) -> str:
+    """'2026-12-02 14:00 UTC on <cpu>, N usable CPUs ..., 2 threads' from a bench's environment."""
+    from onnxpress.benchmarks.report import machine_line
+
+    env = results.get("environment", {})
+    threads = results.get("config", {}).get("threads")
+    return f"{env.get('date_utc', '?')} on {machine_line(env)}; threads per contender: {threads}"
+
+
+def training_section(layout: DemoLayout, commands: list[str]) -> Section | None:
+    path = layout.classifier_run / "training.json"
+    if not path.is_file():
+        return None
+    run = json.loads(path.read_text())
+    metrics, timing = run["metrics"], run.get("timing", {})
+    section = Section("1. Training: the AG News classifier", commands=commands)
+    section.paragraphs.append(
+        f"`{run.get('base_model')}` fine-tuned for {timing.get('steps')} steps in "
+        f"{_f(timing.get('train_seconds'), '.1f')} s ({run['environment'].get('device')}, "
+        f"threads: {run['environment'].get('threads')}): test accuracy **{metrics['accuracy']:.4f}**, "
+        f"macro-F1 {metrics['macro_f1']:.4f} on {metrics['n']} rows."
+        + ("" if run.get("complete", True) else " The run stopped early (time cap); rerun to continue it."))
+    if run.get("history"):
+        curve = training_curve(run["history"], layout.figures / "training_curve.png",
+                               f"{run.get('base_model')} on AG News, {run.get('pooling')} pooling")
+        section.figures.append(Figure(curve, "Training loss and accuracy of the last batches, by step"))
+    confusion = layout.classifier_run / "confusion_matrix.png"
+    if confusion.is_file():
+        section.figures.append(Figure(confusion, "Confusion matrix on the test split (rows: true class)"))
+    return section
+
+
+def variant_table(artifact: Path) -> Table:
+    """One row per variant of an artifact: size, servable, quality on real data, parity with PyTorch."""
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    files = manifest.get("files", {})
+    rows = []
+    for name, variant in manifest["variants"].items():
+        size = sum(files.get(f, {}).get("size", 0) for f in variant["files"].values()) / 1e6
+        metrics, parity = variant.get("metrics", {}), variant.get("parity", {})
+        if "accuracy" in metrics:
+            quality = f"accuracy {_pct(metrics['accuracy'])} (drop {_f(metrics.get('accuracy_drop_points'), '.2f')} pts)"
+            agreement = f"argmax {_pct(parity.get('argmax_agreement'))}, max abs diff {_f(parity.get('max_abs_diff'), '.2g')}"
+        else:
+            quality = f"BLEU {_f(metrics.get('bleu'), '.2f')} (beam {metrics.get('eval_beam', '?')}; PyTorch {_f(metrics.get('pytorch_bleu'), '.2f')})"
+            agreement = f"greedy tokens {_pct(parity.get('greedy_token_match'))}"
+        servable = "yes" if variant.get("servable", True) else f"no: {variant.get('reason')}"
+        rows.append([name, variant["precision"], f"{size:.1f}", servable, quality, agreement,
+                     ", ".join(variant.get("devices", []))])
+    return Table(["variant", "precision", "size MB", "servable", "quality on real data", "parity with PyTorch",
+                  "devices"], rows)
+
+
+def export_section(layout: DemoLayout, commands: list[str]) -> Section | None:
+    if not (layout.classifier_artifact / "manifest.json").is_file():
+        return None
+    return Section("2. Export: ONNX variants, each checked against PyTorch and gated on accuracy",
+                   ["A variant that loses more accuracy than the gate allows is kept in the artifact but marked "
+                    "not servable; `variant=\"auto\"` picks int8 on CPU."],
+                   [variant_table(layout.classifier_artifact)], commands=commands)
+
+
+def score_accuracy(scores: Path, test_csv: Path) -> tuple[int, int, float]:
+    """(rows scored, rows in the CSV, accuracy against its gold labels: label 1..4 = classes.txt order)."""
+    import csv
+
+    import pyarrow.parquet as pq
+
+    names = (test_csv.parent / "classes.txt").read_text().split("\n")
+    names = [n.strip() for n in names if n.strip()]
+    with test_csv.open(newline="", encoding="utf-8") as fh:
+        gold = [names[int(row[0]) - 1] for row in csv.reader(fh)]
+    table = pq.read_table(scores, columns=["row", "label"]).to_pydict()
+    correct = sum(gold[r] == label for r, label in zip(table["row"], table["label"]))
+    return len(table["row"]), len(gold), correct / len(gold)
+
+
+def scoring_section(layout: DemoLayout, test_csv: Path, commands: list[str]) -> Section | None:
+    if not layout.scores.is_file():
+        return None
+    scored, total, accuracy = score_accuracy(layout.scores, test_csv)
+    return Section("3. Batch scoring with the torch-free runtime",
+                   [f"Scored {scored} of {total} rows of `{test_csv}` into `{layout.scores}`; accuracy against "
+                    f"the gold labels **{accuracy:.4f}**. Interrupt it and run the same command again: it resumes."],
+                   commands=commands)
+
+
+def speed_section(layout: DemoLayout, commands: list[str]) -> Section | None:
+    if not (layout.classifier_bench / "results.json").is_file():
+        return None
+    results = load_results(layout.classifier_bench)
+    rows = headline(results)
+    reference = results.get("reference", "")
+    table = Table(["contender", "texts/s", f"x {reference}", "accuracy", "p50 ms, batch 1", "cold start s",
+                   "peak RSS MiB", "imports torch"],
+                  [[r["contender"], _f(r["texts_per_s"], ".1f"), _f(r["x_reference"], ".2f"), _pct(r["accuracy"]),
+                    _f(r["p50_ms_batch1"], ".1f"), _f(r["cold_start_s"], ".2f"), _f(r["peak_rss_mib"], ".0f"),
+                    {True: "yes", False: "no"}.get(r["imports_torch"], "–")] for r in rows])
+    when = measured_on(results)
+    chart = speed_memory_chart(rows, reference, layout.figures / "speed_memory.png", when)
+    throughput = results.get("throughput") or {}
+    section = Section("4. Speed and memory: PyTorch eager vs onnxpress (and the installed peers)", [
+        f"Measured {when}, with `onnxpress bench --quick` trimmed to fit about two minutes: the same "
+        f"{throughput.get('texts', '?')} test texts for every contender (tokenization included, each batching "
+        "its own way), end-to-end latency on random test texts, cold start and peak RSS in a fresh process. "
+        "A short run on a machine that may be busy: rerun the full `onnxpress bench` for figures to quote.",
+        f"Full report with every cell and its spread: `{layout.classifier_bench / 'results.md'}`."],
+        [table], [Figure(chart, "Speed and memory per contender (grey: the PyTorch reference, blue: onnxpress)")],
+        commands=commands)
+    for warning in results.get("warnings", []):
+        section.paragraphs.append(f"Warning from the harness: {warning}")
+    return section
+
+
+def translator_section(layout: DemoLayout, commands: list[str]) -> Section | None:
+    if not (layout.translator_artifact / "manifest.json").is_file():
+        return None
+    section = Section("5. The translator: GRU + Bahdanau attention, De->En", commands=commands)
+    section.tables.append(variant_table(layout.translator_artifact))
+    if layout.sentences_output.is_file():
+        pairs = zip(layout.sentences_source.read_text(encoding="utf-8").splitlines(),
+                    layout.sentences_output.read_text(encoding="utf-8").splitlines())
+        section.tables.append(Table(["German", "onnxpress int8, beam 4"], [[s, t] for s, t in pairs]))
+    if (layout.translator_bench / "results.json").is_file():
+        results = load_results(layout.translator_bench)
+        translation = results["translation"]
+        rows = [[beam, name, _f(r["sentences_per_s"], ".1f"), _f(r["speedup_vs_pytorch"], ".2f"),
+                 _f(r["bleu"], ".2f"), _pct(r["same_output_as_pytorch"])]
+                for beam, run in translation["runs"].items() for name, r in run.items()]
+        section.paragraphs.append(
+            f"Int8 vs the PyTorch reference decoder on {translation['sentences']} test sentences, same batching "
+            f"(batch {translation['batch_size']}), measured {measured_on(results)}.")
+        section.tables.append(Table(["search", "contender", "sentences/s", "x PyTorch", "BLEU",
+                                     "same output as PyTorch"], rows))
+        plot = layout.translator_bench / "throughput_vs_beam.png"
+        if plot.is_file():
+            section.figures.append(Figure(plot, "Translator throughput by beam size"))
+    if layout.attention_png.is_file():
+        section.figures.append(Figure(layout.attention_png, "Attention of the first sentence: where each output "
+                                                            "word looked in the source"))
+    return section
+
+
+def steps_section(records: list[dict[str, Any]]) -> Section:
+    total = sum(r["seconds"] for r in records if r["status"] == "ran")
+    rows = [[r["name"], r["status"], f"{r['seconds']:.0f}", f"`{r['command']}`"] for r in records]
+    return Section("6. The steps of this demo", [
+        f"Steps run this time took {total / 60:.1f} min; reused steps show the time of their last run. "
+        "Delete a step's outputs (or `demo/steps.json`) to run it again."],
+        [Table(["step", "this run", "seconds", "command"], rows)])
+
+
+def next_section(layout: DemoLayout) -> Section:
+    return Section("Next", commands=next_commands(layout), commands_label="Commands to try on what the demo built:")
+
+
+def next_commands(layout: DemoLayout) -> list[str]:
+    clf = layout.classifier_artifact
+    return [
+        f"onnxpress serve {clf}                    # HTTP server with a page, /metrics, Triton-style v2 API",
+        f"onnxpress bench {clf} --checkpoint {layout.classifier_run} --out bench/   # the full comparison",
+        f"onnxpress score {clf} my.csv --text-column text --out my.parquet",
+        f"onnxpress translate {layout.translator_artifact} --beam 4 < my.de > my.en",
+    ]
