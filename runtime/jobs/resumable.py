@@ -199,6 +199,9 @@ def _run_chunks(job: ResumableJob[Any], progress: bool) -> tuple[int, int, int]:
 def open_work(job: ResumableJob[Any], overwrite: bool = False) -> None:
     """Resume `job`'s work folder when its settings match, else start a fresh one (step 1 above)."""
     work = job.work
+    for folder in dict.fromkeys(p.parent for p in job.outputs):
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise UserError(f"cannot write to the output folder {folder}: permission denied")
     settings = {"format": WORK_FORMAT, "job": job.settings(), "input": input_fingerprint(job.input_path)}
     meta = work / "settings.json"
     if work.is_dir() and meta.is_file():

@@ -1,0 +1,122 @@
+"""Issue 14, `onnxpress translate`: unreadable input, closed stdout, no tqdm; and the file job itself."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from job_fixtures import ENV, LEGACY_TRANSLATOR, cli, one_line_error
+
+SENTENCES = ["Ein Mann fährt Fahrrad.", "Eine Frau liest ein Buch.", "", "Zwei Hunde spielen im Park."]
+COMMON = ["--variant", "fp32", "--device", "cpu", "--threads", "1", "--beam-size", "1"]
+
+
+def test_unreadable_input(tmp_path):
+    folder = Path(tempfile.mkdtemp(prefix="onnxpress-jobs-"))
+    try:
+        folder.chmod(0o777)
+        src = folder / "secret.de"
+        src.write_text("Ein Hund.\n")
+        src.chmod(0o600)  # root's file: user nobody cannot read it
+        res = cli("translate", LEGACY_TRANSLATOR, "--input", src, "--output", folder / "o.en", *COMMON,
+                  unprivileged=True)
+        one_line_error(res, f"cannot read input file {src}: Permission denied")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_closed_stdout_exits_quietly():
+    """`onnxpress translate ... | head -1`: the reader goes away; no traceback, no 'Exception ignored'."""
+    proc = subprocess.Popen([sys.executable, "-m", "onnxpress", "translate", str(LEGACY_TRANSLATOR), *COMMON,
+                             "--batch-lines", "1"], env=ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdin.write(b"Ein Hund.\n")
+    proc.stdin.flush()
+    assert proc.stdout.readline().strip()  # one translated line arrives, then the reader leaves
+    proc.stdout.close()
+    try:
+        for _ in range(200):
+            proc.stdin.write(b"Ein Mann trinkt Kaffee.\n")
+            proc.stdin.flush()
+    except BrokenPipeError:
+        pass  # the translator already stopped
+    try:
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, stderr  # 128 + SIGPIPE, as a Unix filter killed by the pipe
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr and "Error" not in stderr, stderr
+
+
+# Hides tqdm as a runtime-only install (no extras) would, then runs the CLI.
+WITHOUT_TQDM = ("-c", "import sys; sys.modules['tqdm'] = None; from onnxpress.cli import main; "
+                      "raise SystemExit(main(sys.argv[1:]))")
+
+
+def test_file_mode_without_tqdm(tmp_path):
+    src = tmp_path / "in.de"
+    src.write_text("\n".join(SENTENCES) + "\n")
+    res = cli("translate", LEGACY_TRANSLATOR, "--input", src, "--output", tmp_path / "o.en", *COMMON,
+              python=WITHOUT_TQDM)
+    assert res.returncode == 0, res.stderr
+    lines = (tmp_path / "o.en").read_text().split("\n")[:-1]
+    assert len(lines) == len(SENTENCES) and lines[2] == "" and all(lines[k] for k in (0, 1, 3))
+
+
+def test_score_without_tqdm(artifact_dir, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("text\nhello world\n")
+    res = cli("score", artifact_dir, src, "--out", tmp_path / "o.parquet", python=WITHOUT_TQDM)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "o.parquet").exists()
+
+
+@pytest.fixture(scope="module")
+def translator():
+    from onnxpress.runtime import Translator
+
+    return Translator.load(LEGACY_TRANSLATOR, variant="fp32", device="cpu", threads=1)
+
+
+def test_file_job_resumes_and_matches_stream(translator, tmp_path):
+    """The file job equals the streaming mode line for line; a half-finished run is continued."""
+    import io
+
+    from onnxpress.runtime.jobs.translate import translate_file, translate_stream
+
+    lines = (SENTENCES * 6)[:22] + [b"\xff\xfe bad".decode("latin-1")]
+    src = tmp_path / "in.de"
+    src.write_bytes(b"".join(s.encode("utf-8") + b"\n" for s in lines[:-1]) + b"\xff\xfe bad\n")
+    streamed = io.StringIO()
+    translate_stream(translator, io.BytesIO(src.read_bytes()), streamed, beam_size=1)
+    out = tmp_path / "o.en"
+    parts = tmp_path / "o.en.parts"
+
+    class Stop(Exception):
+        pass
+
+    class DiesAfter:
+        """The translator, failing after `n` calls: an interrupted run."""
+
+        def __init__(self, n):
+            self.n, self.artifact, self.variant = n, translator.artifact, translator.variant
+
+        def translate(self, texts, beam_size=None):
+            if self.n == 0:
+                raise Stop()
+            self.n -= 1
+            return translator.translate(texts, beam_size=beam_size)
+
+    with pytest.raises(Stop):
+        translate_file(DiesAfter(2), src, out, beam_size=1, chunk_lines=5, progress=False)
+    assert len(list(parts.glob("part-*.txt"))) == 2 and not out.exists()
+    summary = translate_file(translator, src, out, beam_size=1, chunk_lines=5, progress=False)
+    assert summary.resumed_chunks == 2 and summary.lines == 23 and summary.errors == [23]
+    assert out.read_text() == streamed.getvalue()
+    assert not parts.exists()
