@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((settings.host, settings.port))
+        sock.listen(2048)  # connections made from now on wait in the backlog until uvicorn serves them
     except OSError as exc:
         raise UserError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from None
     host, port = sock.getsockname()[:2]

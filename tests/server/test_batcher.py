@@ -1,0 +1,137 @@
+"""The dynamic batcher on its own (no server): merging, ordering, backpressure, deadlines, drain."""
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from conftest import GERMAN, TEXTS
+from onnxpress.runtime.batcher import Batcher, BatcherConfig, BatchStats, Closed, DeadlineExceeded, Overloaded
+
+
+class Gate:
+    """An observer that holds the worker inside its first group until released (to fill the queue)."""
+
+    def __init__(self):
+        self.stats = BatchStats()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def queued(self, seconds):
+        self.entered.set()
+        assert self.release.wait(10)
+        self.stats.queued(seconds)
+
+    def executed(self, rows, tokens):
+        self.stats.executed(rows, tokens)
+
+    def computed(self, seconds, requests, rows):
+        self.stats.computed(seconds, requests, rows)
+
+
+def test_concurrent_callers_are_merged_and_get_their_own_results(offline):
+    clf, _ = offline
+    texts = [TEXTS[i % len(TEXTS)] + " new" * (i % 5) for i in range(96)]
+    expected = clf.predict_proba(texts)
+    stats = BatchStats()
+    with Batcher(clf, BatcherConfig(max_queue_delay_ms=20), observer=stats) as batcher:
+        with ThreadPoolExecutor(32) as pool:
+            got = list(pool.map(lambda t: batcher.submit([t]).result(10), texts))
+        pair = batcher.submit(texts[:2]).result(10)
+    np.testing.assert_allclose(np.concatenate(got), expected, atol=1e-5)
+    np.testing.assert_allclose(pair, expected[:2], atol=1e-5)
+    assert stats.requests == 97 and stats.rows == 98
+    assert stats.mean_batch_rows > 1  # requests were merged into shared model runs
+    assert stats.tokens > 0
+
+
+def test_empty_and_invalid_input(offline):
+    clf, _ = offline
+    with Batcher(clf) as batcher:
+        assert batcher.submit([]).result(1).shape == (0, len(clf.labels))
+        with pytest.raises(TypeError):
+            batcher.submit("a single string")
+        with pytest.raises(TypeError):
+            batcher.submit([1, 2])
+        with pytest.raises(TypeError):
+            batcher.submit(["x"], beam_size=2)
+
+
+def test_full_queue_refuses_at_once_and_accepted_requests_complete(offline):
+    clf, _ = offline
+    gate = Gate()
+    batcher = Batcher(clf, BatcherConfig(max_queue_delay_ms=0, max_queue_size=2), observer=gate)
+    first = batcher.submit([TEXTS[0]])
+    assert gate.entered.wait(10)  # the worker holds `first`; the queue is empty again
+    queued = [batcher.submit([TEXTS[1]]), batcher.submit([TEXTS[2]])]
+    start = time.monotonic()
+    with pytest.raises(Overloaded):
+        batcher.submit([TEXTS[3]])
+    assert time.monotonic() - start < 0.1
+    gate.release.set()
+    results = [f.result(10) for f in [first, *queued]]
+    np.testing.assert_allclose(np.concatenate(results), clf.predict_proba(TEXTS[:3]), atol=1e-5)
+    batcher.close()
+
+
+def test_deadline_fails_queued_requests_without_computing_them(offline):
+    clf, _ = offline
+    gate = Gate()
+    batcher = Batcher(clf, BatcherConfig(max_queue_delay_ms=0), observer=gate)
+    first = batcher.submit([TEXTS[0]])
+    assert gate.entered.wait(10)
+    late = batcher.submit([TEXTS[1]], timeout_s=0.05)
+    on_time = batcher.submit([TEXTS[2]], timeout_s=30)
+    time.sleep(0.1)
+    gate.release.set()
+    with pytest.raises(DeadlineExceeded):
+        late.result(10)
+    np.testing.assert_allclose(on_time.result(10), clf.predict_proba(TEXTS[2:3]), atol=1e-5)
+    first.result(10)
+    batcher.close()
+    assert gate.stats.rows == 2  # the late request never ran
+
+
+def test_close_drains_accepted_requests_then_refuses(offline):
+    clf, _ = offline
+    batcher = Batcher(clf, BatcherConfig(max_queue_delay_ms=50))
+    futures = [batcher.submit([t]) for t in TEXTS]
+    batcher.close(drain=True)
+    assert all(f.done() for f in futures)
+    np.testing.assert_allclose(np.concatenate([f.result() for f in futures]), clf.predict_proba(TEXTS), atol=1e-5)
+    with pytest.raises(Closed):
+        batcher.submit(["x"])
+
+
+def test_close_without_drain_fails_queued_requests(offline):
+    clf, _ = offline
+    gate = Gate()
+    batcher = Batcher(clf, BatcherConfig(max_queue_delay_ms=0), observer=gate)
+    first = batcher.submit([TEXTS[0]])
+    assert gate.entered.wait(10)
+    queued = batcher.submit([TEXTS[1]])
+    threading.Timer(0.1, gate.release.set).start()
+    batcher.close(drain=False)
+    first.result(10)
+    with pytest.raises(Closed):
+        queued.result(10)
+
+
+def test_translator_requests_merge_only_with_the_same_beam(offline):
+    _, tr = offline
+    stats = BatchStats()
+    with Batcher(tr, BatcherConfig(max_queue_delay_ms=50), observer=stats) as batcher:
+        greedy = [batcher.submit([s], beam_size=1) for s in GERMAN]
+        beam = [batcher.submit([s], beam_size=3, return_attention=True) for s in GERMAN]
+        got_greedy = [f.result(10)[0] for f in greedy]
+        got_beam = [f.result(10)[0] for f in beam]
+        with pytest.raises(ValueError):
+            batcher.submit(["x"], beam_size=0)
+    assert [t.text for t in got_greedy] == [t.text for t in tr.translate(GERMAN, beam_size=1)]
+    want = tr.translate(GERMAN, beam_size=3, return_attention=True)
+    assert [t.text for t in got_beam] == [t.text for t in want]
+    np.testing.assert_allclose(got_beam[0].attention, want[0].attention, atol=1e-5)
+    assert stats.requests == 8 and stats.runs == 2  # one merged run per beam size
