@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from onnxpress.errors import UserError
+from onnxpress.runtime.manifest_schema import FORMAT, FORMAT_VERSION, REEXPORT, TASKS, check_manifest
 
-FORMAT = "onnxpress-artifact"
-FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
-TASKS = ("text-classification", "translation")
+__all__ = ["Artifact", "FORMAT", "FORMAT_VERSION", "MANIFEST_NAME", "Manifest", "TASKS", "TensorSpec", "Variant",
+           "sha256_file"]
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -110,25 +110,13 @@ class Manifest:
 
     # -- reading (runtime side) ------------------------------------------------
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Manifest":
-        if data.get("format") != FORMAT:
-            raise UserError(f"not an onnxpress manifest (format={data.get('format')!r})")
-        version = data.get("format_version")
-        if version != FORMAT_VERSION:
-            raise UserError(
-                f"manifest format_version {version!r} is not supported by this onnxpress "
-                f"(it reads version {FORMAT_VERSION}); re-export the artifact or upgrade onnxpress"
-            )
-        if data.get("task") not in TASKS:
-            raise UserError(f"unknown task {data.get('task')!r} in manifest (known: {', '.join(TASKS)})")
-        try:
-            fields = dict(data)
-            fields["inputs"] = [TensorSpec(**t) for t in data["inputs"]]
-            fields["outputs"] = [TensorSpec(**t) for t in data["outputs"]]
-            fields["variants"] = {k: Variant(**v) for k, v in data["variants"].items()}
-            return cls(**fields)
-        except (KeyError, TypeError) as exc:
-            raise UserError(f"malformed manifest: {exc}") from None
+    def from_dict(cls, data: Any, source: str = MANIFEST_NAME) -> "Manifest":
+        """A manifest from parsed JSON; any problem is a `UserError` naming `source` and the fix."""
+        fields = check_manifest(data, source)
+        fields["inputs"] = [TensorSpec(**t) for t in fields["inputs"]]
+        fields["outputs"] = [TensorSpec(**t) for t in fields["outputs"]]
+        fields["variants"] = {k: Variant(**v) for k, v in fields["variants"].items()}
+        return cls(**fields)
 
 
 class Artifact:
@@ -147,10 +135,10 @@ class Artifact:
         if not manifest_path.is_file():
             raise UserError(f"{root} is not an onnxpress artifact (no {MANIFEST_NAME})")
         try:
-            data = json.loads(manifest_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise UserError(f"cannot read {manifest_path}: {exc}") from None
-        return cls(root, Manifest.from_dict(data))
+            data = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError) as exc:
+            raise UserError(f"cannot read {manifest_path}: {str(exc)[:200]}; {REEXPORT}") from None
+        return cls(root, Manifest.from_dict(data, str(manifest_path)))
 
     @property
     def task(self) -> str:
@@ -175,13 +163,15 @@ class Artifact:
         entry = self.manifest.files.get(name)
         path = self.root / name
         if entry is None:
-            raise UserError(f"{name} is not listed in {self.root / MANIFEST_NAME}")
+            raise UserError(f"{name} is not listed in {self.root / MANIFEST_NAME}; {REEXPORT}")
         if not path.is_file():
-            raise UserError(f"artifact file missing: {path}")
+            raise UserError(f"artifact file missing: {path}; copy the complete artifact directory or re-export it")
         if verify:
             size = path.stat().st_size
             if size != entry["size"]:
-                raise UserError(f"{path} has {size} bytes, manifest says {entry['size']}: truncated or replaced")
+                raise UserError(f"{path} has {size} bytes, manifest says {entry['size']}: truncated or replaced; "
+                                "copy the artifact again or re-export it")
             if sha256_file(path) != entry["sha256"]:
-                raise UserError(f"{path} does not match its sha256 in the manifest: corrupted or tampered with")
+                raise UserError(f"{path} does not match its sha256 in the manifest: corrupted or tampered with; "
+                                "copy the artifact again or re-export it")
         return path

@@ -104,7 +104,8 @@ class Engine:
             if cuda_graphs and "graph capture" in first.lower():
                 self.graph_fallback = f"onnxruntime refused graph capture: {first}"
                 return self._create(False)
-            raise UserError(f"onnxruntime {ort.__version__} cannot load {self.model_path}: {first}") from None
+            raise UserError(f"onnxruntime {ort.__version__} cannot load {self.model_path}: {first}; if the file "
+                            "was damaged, copy the artifact again or re-export it") from None
         return session, options
 
     def _graph_blockers(self) -> str | None:

@@ -123,10 +123,12 @@ class TextTokenizer:
         try:
             self._tok = Tokenizer.from_file(str(path))
         except Exception as exc:  # noqa: BLE001 - tokenizers raises plain Exception
-            raise UserError(f"cannot load tokenizer {path}: {exc}") from None
+            raise UserError(f"cannot load tokenizer {path}: {str(exc)[:200]}; re-export the artifact") from None
         padding = self._tok.padding  # read before disabling: exported tokenizers carry their pad id
         if pad_id is None:
             pad_id = padding["pad_id"] if padding else self._tok.token_to_id("[PAD]")
+        if pad_id is not None and (isinstance(pad_id, bool) or not isinstance(pad_id, int) or pad_id < 0):
+            raise UserError(f"pad token id {pad_id!r} for {path} is not a token id; re-export the artifact")
         self.pad_id = int(pad_id or 0)
         self.max_length = int(max_length)
         self._tok.no_padding()

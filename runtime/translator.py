@@ -124,13 +124,16 @@ class Translator:
         try:
             self.bos_id = int(extra["bos_id"])
             self.eos_id = int(extra["eos_id"])
+            self.max_target_length = int(extra.get("max_target_length", 128))
+            self.max_length_ratio = float(extra.get("max_length_ratio", 2.0))
+            self.max_length_offset = int(extra.get("max_length_offset", 10))
+            self.length_penalty = float(extra.get("length_penalty", 1.0))
+            self.default_beam = int(extra.get("beam_size", 4))
         except KeyError as exc:
-            raise UserError(f"manifest of {artifact.root} lacks extra.{exc.args[0]}") from None
-        self.max_target_length = int(extra.get("max_target_length", 128))
-        self.max_length_ratio = float(extra.get("max_length_ratio", 2.0))
-        self.max_length_offset = int(extra.get("max_length_offset", 10))
-        self.length_penalty = float(extra.get("length_penalty", 1.0))
-        self.default_beam = int(extra.get("beam_size", 4))
+            raise UserError(f"manifest of {artifact.root} lacks extra.{exc.args[0]}; re-export the artifact") from None
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"manifest of {artifact.root} has a malformed decoding setting in extra ({exc}); "
+                            "re-export the artifact") from None
         for engine, names, what in ((encoder, ENCODER_INPUTS, "encoder"), (decoder, DECODER_INPUTS, "decoder_step")):
             if sorted(engine.input_names) != sorted(names):
                 raise UserError(f"{what} graph takes {engine.input_names}, expected {list(names)}")
