@@ -32,15 +32,16 @@ import os
 import shutil
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Iterator
 
 from onnxpress.errors import UserError
 from onnxpress.runtime.artifact import MANIFEST_NAME, Artifact
 from onnxpress.runtime.jobs.readers import Chunk, _join
-from onnxpress.runtime.jobs.resumable import part_name
-from onnxpress.runtime.jobs.score import ScoreConfig, ScoreJob, ScoreSummary, _part_table, run_score
+from onnxpress.runtime.jobs.resumable import part_name, run_job
+from onnxpress.runtime.jobs.score import ScoreConfig, ScoreJob, ScoreSummary, _part_table
 from onnxpress.runtime.jobs.translate import TranslateConfig, TranslateJob, TranslateSummary, _translate_lines
 from onnxpress.runtime.jobs.writers import write_lines
 from onnxpress.runtime.variants import candidates
@@ -118,13 +119,17 @@ class ArtifactSource:
     digest: str  # sha256 of manifest.json: names the unpacked copy on each node
     packed: tuple[Any, ...] = ()  # (ObjectRef of a tar,) or () for "read `path`"
 
+    def unpacked_path(self) -> str:
+        """Where `local_path` unpacks an object-store copy on a node."""
+        return str(Path(tempfile.gettempdir()) / "onnxpress-artifacts" / self.digest)
+
     def local_path(self) -> str:
         """A path to the artifact on this node (unpacking the object-store copy once per node)."""
         if not self.packed:
             return self.path
         import ray
 
-        target = Path(tempfile.gettempdir()) / "onnxpress-artifacts" / self.digest
+        target = Path(self.unpacked_path())
         if (target / MANIFEST_NAME).is_file():
             return str(target)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -399,7 +404,7 @@ class RayScoreJob(ScoreJob):
         self.pipeline = ChunkPipeline(self.work, self.part_suffix)
 
     def chunks(self) -> Iterator[Any]:
-        workers = Workers(**{**self.workers.__dict__, "variant": self.classifier.variant})
+        workers = replace(self.workers, variant=self.classifier.variant)
         return self.pipeline.start(
             self.reader.chunks(), lambda chunk: _chunk_table(chunk, self.config.id_column is not None),
             lambda ds: classify_dataset(ds, self.artifact_path, workers=workers, transport=self.transport))
@@ -438,7 +443,7 @@ class RayTranslateJob(TranslateJob):
         self.pipeline = ChunkPipeline(self.work, self.part_suffix)
 
     def chunks(self) -> Iterator[Any]:
-        workers = Workers(**{**self.workers.__dict__, "variant": self.translator.variant})
+        workers = replace(self.workers, variant=self.translator.variant)
         return self.pipeline.start(
             super().chunks(), lambda chunk: _chunk_table(chunk, False),
             lambda ds: translate_dataset(ds, self.artifact_path, beam_size=self.config.beam_size,
@@ -450,5 +455,37 @@ class RayTranslateJob(TranslateJob):
 
 def score_file_on_ray(artifact: str | os.PathLike, config: ScoreConfig, workers: Workers | None = None, *,
                       transport: str = "auto") -> ScoreSummary:
-    """`run_score` with the chunks scored on the connected Ray cluster (call `ray.init` first)."""
-    return run_score(None, config, job=RayScoreJob(artifact, config, workers or Workers(), transport))
+    """Score a file as `run_score` does, its chunks computed on the connected Ray cluster."""
+    job = RayScoreJob(artifact, config, workers or Workers(), transport)
+    result = run_job(job, overwrite=config.overwrite, progress=config.progress)
+    return ScoreSummary(rows=result.rows, scored=result.merged.rows, errors=result.merged.errors,
+                        truncated=job.truncated, resumed_chunks=result.resumed_chunks, output=str(config.output),
+                        errors_output=str(config.errors), seconds=result.seconds)
+
+
+def translate_file_on_ray(artifact: str | os.PathLike, config: TranslateConfig, workers: Workers | None = None, *,
+                          transport: str = "auto") -> TranslateSummary:
+    """Translate a file as `run_translate` does, its chunks computed on the connected Ray cluster."""
+    job = RayTranslateJob(artifact, config, workers or Workers(), transport)
+    result = run_job(job, overwrite=config.overwrite, progress=config.progress)
+    job.summary.resumed_chunks, job.summary.seconds = result.resumed_chunks, result.seconds
+    return job.summary
+
+
+@contextmanager
+def ray_session(address: str | None = None) -> Iterator[Any]:
+    """Ray for one command: connect to `address` ("auto", "ray://host:10001") or start a local
+    Ray (None); shut down on exit what this call started. An already initialised Ray is reused."""
+    ray = require_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    except ConnectionError as exc:
+        raise UserError(f"cannot connect to Ray at {address}: {str(exc).splitlines()[0]}") from None
+    try:
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        yield ray
+    finally:
+        ray.shutdown()
