@@ -1,0 +1,111 @@
+"""Bad input never gets a 5xx: a fixed list of mistakes, then schema fuzzing of the OpenAPI spec."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import GERMAN, TEXTS, start_server
+from http_client import Client
+
+V2 = "/v2/models/clf/infer"
+
+
+def _v2(data, datatype="BYTES", shape=None, **extra):
+    return {"inputs": [{"name": "text", "datatype": datatype, "shape": shape or [len(data)], "data": data}], **extra}
+
+
+CASES = [
+    ("POST", "/v1/classify", b"{not json", 400, "invalid"),
+    ("POST", "/v1/classify", {"texts": "one string"}, 400, "texts"),
+    ("POST", "/v1/classify", {"texts": [1, 2]}, 400, "string"),
+    ("POST", "/v1/classify", {}, 400, "texts"),
+    ("POST", "/v1/classify", {"texts": []}, 400, "empty"),
+    ("POST", "/v1/classify", {"texts": ["ok", "  "]}, 400, "texts[1] is empty"),
+    ("POST", "/v1/classify", b'{"texts": ["\\ud800 lone"]}', 400, "surrogate"),
+    ("POST", "/v1/classify", {"texts": ["x"] * 100_000}, 413, "limit"),
+    ("POST", "/v1/classify", {"texts": ["x" * 1_000_000]}, 413, "characters"),
+    ("POST", "/v1/classify", {"texts": ["a"], "model": "../../etc/passwd"}, 404, "unknown model"),
+    ("POST", "/v1/classify", {"texts": ["a"], "model": "mt"}, 400, "not a classifier"),
+    ("POST", "/v1/translate", {"texts": GERMAN[:1], "beam_size": -3}, 400, "beam_size"),
+    ("POST", "/v1/translate", {"texts": GERMAN[:1], "beam_size": 10_000}, 400, "beam_size"),
+    ("POST", "/v1/translate", {"texts": GERMAN[:1], "beam_size": "four"}, 400, "beam_size"),
+    ("POST", "/v2/models/nope/infer", _v2(["a"]), 404, "unknown model"),
+    ("POST", "/v2/models/..%2F..%2Fetc/infer", _v2(["a"]), 404, ""),
+    ("POST", V2, _v2([1], datatype="INT32"), 400, "BYTES"),
+    ("POST", V2, _v2(["a", "b"], shape=[3]), 400, "elements"),
+    ("POST", V2, _v2(["a", "b"], shape=[1, 2]), 400, "shape"),
+    ("POST", V2, {"inputs": [{"name": "other", "datatype": "BYTES", "shape": [1], "data": ["a"]}]}, 400, "'text'"),
+    ("POST", V2, _v2(["a"], outputs=[{"name": "logits"}]), 400, "unknown output"),
+    ("POST", V2, _v2(["a"], parameters={"timeout": -1}), 400, "timeout"),
+    ("POST", V2, b"\xff\xfe", 400, "JSON"),
+    ("POST", "/v2/models/mt/infer", _v2(GERMAN[:1], parameters={"beam_size": 0}), 400, "beam_size"),
+    ("GET", "/v2/models/clf/versions/2", None, 400, "version 1"),
+    ("GET", "/nowhere", None, 404, ""),
+]
+
+
+@pytest.mark.parametrize("method, path, body, status, says", CASES, ids=[f"{c[1]}-{i}" for i, c in enumerate(CASES)])
+def test_each_mistake_is_a_clear_4xx(server, method, path, body, status, says):
+    client = Client(server.url)
+    raw = body if isinstance(body, bytes) else None
+    got, _, payload = client.request(method, path, None if raw else body, raw=raw)
+    assert got == status, payload[:300]
+    error = json.loads(payload)["error"]
+    assert says in error
+
+
+def test_body_over_the_limit_is_413_and_the_server_lives_on(server):
+    client = Client(server.url)
+    big = json.dumps({"texts": ["x" * 10_000] * 1000}).encode()  # 10 MB > the 8 MiB default
+    status, _, payload = client.request("POST", "/v1/classify", raw=big)
+    assert status == 413 and "limit" in json.loads(payload)["error"]
+    assert Client(server.url).request("GET", "/v2/health/ready")[0] == 200
+
+
+def test_bearer_token_guards_everything_but_health_and_the_page(classifier_dir):
+    served = start_server(classifier_dir, env={"ONNXPRESS_API_KEY": "s3cret"})
+    try:
+        anonymous, keyed = Client(served.url), Client(served.url, headers={"Authorization": "Bearer s3cret"})
+        for path in ("/v2/health/live", "/v2/health/ready", "/"):
+            assert anonymous.request("GET", path)[0] == 200
+        for path in ("/v2", "/v2/models/clf", "/metrics", "/v1/models", "/openapi.json"):
+            status, headers, _ = anonymous.request("GET", path)
+            assert status == 401 and headers["www-authenticate"] == "Bearer"
+        wrong = Client(served.url, headers={"Authorization": "Bearer nope"})
+        assert wrong.request("POST", "/v1/classify", {"texts": TEXTS[:1]})[0] == 401
+        status, body = keyed.json("POST", "/v1/classify", {"texts": TEXTS[:1]})
+        assert status == 200 and body["results"][0]["label"]
+    finally:
+        served.stop()
+
+
+def test_request_ids_are_kept_or_made(server):
+    client = Client(server.url)
+    _, headers, _ = client.request("GET", "/v2/health/live", headers={"X-Request-ID": "abc-123"})
+    assert headers["x-request-id"] == "abc-123"
+    _, headers, _ = client.request("GET", "/v2/health/live", headers={"X-Request-ID": "bad id\twith junk"})
+    assert len(headers["x-request-id"]) == 32
+
+
+def test_schema_fuzzing_yields_no_5xx(server):
+    """Every operation of /openapi.json, bounded examples each (schemathesis strategies, driven by hypothesis)."""
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, given, settings
+
+    schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
+    failures: list[str] = []
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 8
+
+    for operation in operations:
+        @given(case=operation.as_strategy())
+        @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
+                  database=None)
+        def check(case):
+            response = case.call(timeout=30)
+            if response.status_code >= 500:
+                failures.append(f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:200]}")
+
+        check()
+    assert not failures, failures[:5]
