@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from onnxpress.commands.bench import default_threads
     from onnxpress.demo import pipeline
     from onnxpress.demo.layout import DemoLayout
-    from onnxpress.demo.measure import QuickBench, installed_peers
+    from onnxpress.demo.measure import QuickBench
     from onnxpress.demo.sections import next_commands, score_accuracy
     from onnxpress.demo.steps import Ledger, run_step
 
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.skip_bench:
         translator_data = None if args.skip_translator else (args.data or "multi30k")
         steps = pipeline.bench_steps(layout, QuickBench(), test_csv, args.threads or default_threads(),
-                                     installed_peers(), translator_data)
+                                     translator_data)
         records += [run_step(step, ledger, ran) for step in steps]
 
     paths = pipeline.build_report(layout, test_csv, records)

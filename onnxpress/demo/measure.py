@@ -1,12 +1,11 @@
 """The demo's side-by-side measurement: `onnxpress bench --quick`, trimmed to about two minutes.
 
-The demo calls the same command a user would type (so the report can print it verbatim), with
-the PyTorch eager reference, every installed peer, and onnxpress int8 on the same texts and
-threads. `headline` reads back the figures the report shows from the bench's `results.json`.
+The demo calls the same command a user would type (so the report can print it verbatim): the
+PyTorch eager reference, the bench's peers (those whose package is installed) and onnxpress int8
+on the same texts and threads. `headline` reads back the figures the report shows from the bench's `results.json`.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,39 +13,31 @@ from typing import Any
 
 from onnxpress.errors import UserError
 
-# peer name in `onnxpress bench --against` -> the module that must be importable to run it
-OPTIONAL_PEERS = {"optimum-int8": "optimum", "openvino": "openvino", "ctranslate2": "ctranslate2"}
-
-
-def installed_peers() -> list[str]:
-    """PyTorch eager, then every optional peer the harness knows whose package is installed."""
-    from onnxpress.benchmarks.classifier_bench import PEER_CHOICES
-
-    return ["torch"] + [name for name, module in OPTIONAL_PEERS.items()
-                        if name in PEER_CHOICES and importlib.util.find_spec(module) is not None]
-
-
 @dataclass(frozen=True)
 class QuickBench:
-    """Budgets of the demo's comparison; the defaults fit ~2 minutes on 2 cores, tests pass tiny ones."""
+    """What the demo adds to `onnxpress bench --quick`; None leaves the preset's value (tests pass tiny budgets)."""
 
     variants: tuple[str, ...] = ("int8",)
-    batch_sizes: tuple[int, ...] = (1, 8)
-    latency_budget_s: float = 20.0
-    throughput_texts: int = 400
-    throughput_budget_s: float = 30.0
+    peers: tuple[str, ...] | None = None  # None: the bench's default peers (a missing package is skipped)
+    batch_sizes: tuple[int, ...] = (1,)  # the side-by-side latency section, end to end
+    latency_budget_s: float | None = 20.0
+    throughput_texts: int | None = None
+    throughput_budget_s: float | None = None
     beams: tuple[int, ...] = (1, 4)
     sentences: int = 200
 
-    def classifier_argv(self, artifact: Path, checkpoint: Path, texts: Path, out: Path, threads: int,
-                        peers: list[str]) -> list[str]:
-        """`onnxpress bench` on the classifier: latency end to end, throughput, cold start and RSS."""
-        return ["bench", str(artifact), "--quick", "--checkpoint", str(checkpoint),
-                "--variants", ",".join(self.variants), "--against", ",".join(peers), "--data", str(texts),
-                "--modes", "e2e", "--batch-sizes", ",".join(map(str, self.batch_sizes)),
-                "--latency-budget", f"{self.latency_budget_s:g}", "--throughput-texts", str(self.throughput_texts),
-                "--throughput-budget", f"{self.throughput_budget_s:g}", "--no-roofline",
-                "--threads", str(threads), "--out", str(out)]
+    def classifier_argv(self, artifact: Path, checkpoint: Path, texts: Path, out: Path, threads: int) -> list[str]:
+        """`onnxpress bench` on the classifier: throughput, accuracy, p50 latency, cold start and peak RSS."""
+        argv = ["bench", str(artifact), "--quick", "--checkpoint", str(checkpoint),
+                "--variants", ",".join(self.variants), "--data", str(texts),
+                "--modes", "e2e", "--batch-sizes", ",".join(map(str, self.batch_sizes))]
+        if self.peers is not None:
+            argv += ["--against", ",".join(self.peers)]
+        for flag, value in (("--latency-budget", self.latency_budget_s), ("--throughput-texts", self.throughput_texts),
+                            ("--throughput-budget", self.throughput_budget_s)):
+            if value is not None:
+                argv += [flag, f"{value:g}"]
+        return argv + ["--threads", str(threads), "--out", str(out)]
 
     def translator_argv(self, artifact: Path, checkpoint: Path, data: str, out: Path, threads: int) -> list[str]:
         """`onnxpress bench` on the translator: the PyTorch reference decoder vs int8, greedy and beam."""

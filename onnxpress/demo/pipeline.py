@@ -80,12 +80,12 @@ def write_example_sentences(layout: DemoLayout) -> None:
     layout.sentences_source.write_text("\n".join(EXAMPLE_SENTENCES) + "\n", encoding="utf-8")
 
 
-def bench_steps(layout: DemoLayout, quick: QuickBench, test_csv: Path, threads: int, peers: list[str],
+def bench_steps(layout: DemoLayout, quick: QuickBench, test_csv: Path, threads: int,
                 translator_data: str | None) -> list[Step]:
     """The side-by-side measurements; the translator's only when `translator_data` is given."""
     steps = [Step("bench-classifier", "side by side: PyTorch eager, installed peers and onnxpress int8 (~2 min)",
                   quick.classifier_argv(layout.classifier_artifact, layout.classifier_run, test_csv,
-                                        layout.classifier_bench, threads, peers),
+                                        layout.classifier_bench, threads),
                   (layout.classifier_bench / "results.json",),
                   "a contender that fails names itself above; rerun with --skip-bench to finish without it",
                   needs=("export-classifier",))]

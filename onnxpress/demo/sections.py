@@ -125,13 +125,18 @@ def speed_section(layout: DemoLayout, commands: list[str]) -> Section | None:
     chart = speed_memory_chart(rows, reference, layout.figures / "speed_memory.png", when)
     throughput = results.get("throughput") or {}
     section = Section("4. Speed and memory: PyTorch eager vs onnxpress (and the installed peers)", [
-        f"Measured {when}, with `onnxpress bench --quick` trimmed to fit about two minutes: the same "
+        f"Measured {when}, with the quick preset of `onnxpress bench`: the same "
         f"{throughput.get('texts', '?')} test texts for every contender (tokenization included, each batching "
-        "its own way), end-to-end latency on random test texts, cold start and peak RSS in a fresh process. "
+        "its own way), end-to-end latency at batch 1 on random test texts, cold start and peak RSS in a fresh "
+        "process. "
         "A short run on a machine that may be busy: rerun the full `onnxpress bench` for figures to quote.",
         f"Full report with every cell and its spread: `{layout.classifier_bench / 'results.md'}`."],
         [table], [Figure(chart, "Speed and memory per contender (grey: the PyTorch reference, blue: onnxpress)")],
         commands=commands)
+    skipped = results.get("skipped") or {}
+    if skipped:
+        reasons = skipped.items() if isinstance(skipped, dict) else ((name, "") for name in skipped)
+        section.paragraphs.append("Not measured: " + "; ".join(f"{n} ({why})" if why else n for n, why in reasons))
     for warning in results.get("warnings", []):
         section.paragraphs.append(f"Warning from the harness: {warning}")
     return section

@@ -24,7 +24,8 @@ from tiny_classifier import build_checkpoint, write_texts_csv
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-TINY_BENCH = QuickBench(batch_sizes=(1, 4), latency_budget_s=2.0, throughput_texts=48, throughput_budget_s=10.0)
+TINY_BENCH = QuickBench(peers=("torch",), batch_sizes=(1, 4), latency_budget_s=2.0, throughput_texts=48,
+                        throughput_budget_s=10.0)
 
 
 def _attention_heatmap(artifact: Path, sentence: str, png: Path) -> None:
@@ -51,7 +52,7 @@ def demo(tmp_path_factory):
     recipe = ("--base-model", str(base), "--steps", "8", "--report-every", "2", "--max-length", "32",
               "--lr", "1e-3", "--threads", "1", "--no-progress")
     steps = classifier_steps(layout, ["--data", str(data)], test_csv, recipe)
-    steps += bench_steps(layout, TINY_BENCH, test_csv, threads=1, peers=["torch"], translator_data=None)
+    steps += bench_steps(layout, TINY_BENCH, test_csv, threads=1, translator_data=None)
     shutil.copytree(FIXTURES / "legacy_translator", layout.translator_artifact)
     write_example_sentences(layout)
     steps.append(translate_step(layout))
