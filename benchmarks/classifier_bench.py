@@ -27,7 +27,11 @@ from onnxpress.benchmarks.texts import SharedTokenizer, TextSet, load_texts, sam
 
 SCHEMA = "onnxpress-bench/1"
 MODES = ("e2e", "model")
-PEER_CHOICES = ("torch", "torch-compile", "optimum", "optimum-fp32", "optimum-int8")
+PEER_CHOICES = ("torch", "torch-sorted", "torch-compile", "optimum", "optimum-fp32", "optimum-int8",
+                "ctranslate2", "openvino")
+DEFAULT_PEERS = ["torch", "torch-sorted", "optimum-int8", "ctranslate2", "openvino"]
+PEER_MODULES = {"optimum-fp32": ("optimum.onnxruntime",), "optimum-int8": ("optimum.onnxruntime",),
+                "ctranslate2-int8": ("ctranslate2",), "openvino-int8": ("openvino", "nncf")}
 
 
 @dataclass
@@ -35,7 +39,7 @@ class BenchConfig:
     artifact: Path
     out: Path
     checkpoint: Path | None = None
-    against: list[str] = field(default_factory=lambda: ["torch", "optimum"])
+    against: list[str] = field(default_factory=lambda: list(DEFAULT_PEERS))
     variants: list[str] | None = None  # None: every servable variant for the device
     batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 32, 128])
     data: str = "ag_news"
@@ -45,7 +49,8 @@ class BenchConfig:
     modes: list[str] = field(default_factory=lambda: list(MODES))
     latency_budget_s: float = 180.0  # whole latency section, split over its cells
     throughput_texts: int | None = None  # None: all texts of the data set
-    throughput_chunks: int = 8
+    throughput_rounds: int = 2  # fresh-process runs per contender over the whole text set
+    invariance_texts: int = 300  # batched vs one at a time, first round
     throughput_budget_s: float | None = 600.0  # stop after the chunk round that crosses it
     cold_start: bool = True
     cold_start_runs: int = 2
@@ -106,12 +111,22 @@ def build_contenders(cfg: BenchConfig, artifact: Any) -> list[Contender]:
     cache = Path(cfg.out) / "cache"
     if "torch" in peers:
         contenders.append(TorchEager(checkpoint, ml, art))
+    if "torch-sorted" in peers:
+        contenders.append(TorchEager(checkpoint, ml, art, sort=True))
     if "torch-compile" in peers:
-        contenders.append(TorchCompiled(checkpoint, ml, art))
+        contenders.append(TorchCompiled(checkpoint, ml, art, sort=True))
     if "optimum" in peers or "optimum-fp32" in peers:
         contenders.append(OptimumORT(checkpoint, ml, cache, quantize=False, artifact=art))
     if "optimum" in peers or "optimum-int8" in peers:
         contenders.append(OptimumORT(checkpoint, ml, cache, quantize=True, artifact=art))
+    if "ctranslate2" in peers:
+        from onnxpress.benchmarks.ct2_contender import CTranslate2Int8
+
+        contenders.append(CTranslate2Int8(checkpoint, ml, art, cache))
+    if "openvino" in peers:
+        from onnxpress.benchmarks.openvino_contender import OpenVINOInt8
+
+        contenders.append(OpenVINOInt8(checkpoint, ml, art, cache))
     servable = [name for name, v in manifest.variants.items() if v.servable and cfg.device in v.devices]
     if cfg.variants:
         missing = [v for v in cfg.variants if v not in manifest.variants]
@@ -127,6 +142,15 @@ def build_contenders(cfg: BenchConfig, artifact: Any) -> list[Contender]:
         raise UserError(f"{cfg.artifact} has no servable variant for device {cfg.device!r}")
     contenders += [Onnxpress(art, v, cfg.device) for v in chosen]
     return contenders
+
+
+def missing_modules(name: str) -> str | None:
+    """Why peer `name` cannot run here (its optional package is not installed), or None."""
+    import importlib.util
+
+    absent = [m for m in PEER_MODULES.get(name, ()) if importlib.util.find_spec(m.split(".")[0]) is None
+              or importlib.util.find_spec(m) is None]
+    return f"not installed: {', '.join(absent)}" if absent else None
 
 
 def model_dims(checkpoint: Path | None, artifact_root: Path, manifest: Any) -> dict[str, int] | None:
@@ -208,61 +232,96 @@ def latency_section(contenders: list[Contender], pool: Sequence[str], shared: Sh
     return results
 
 
+def write_lines(path: Path, texts: Sequence[str]) -> Path:
+    """One text per line (line breaks inside a text become spaces), for the child processes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(" ".join(t.splitlines()) + "\n" for t in texts), encoding="utf-8")
+    return path
+
+
 def throughput_section(contenders: list[Contender], texts: TextSet, shared: SharedTokenizer,
                        cfg: BenchConfig, reference: str, label_map: Callable[[str], str],
-                       warnings_out: list[str]) -> dict[str, Any]:
-    """Every contender predicts all texts its own way; chunks interleaved, order rotated."""
+                       warnings_out: list[str], dims: dict[str, int] | None = None,
+                       roof: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every contender scores all texts its best way, each run in its own fresh process (no
+    co-resident threads), rounds interleaved with the order rotated; the first round also
+    checks batch invariance."""
+    from onnxpress.benchmarks.probe import run_probe
+    from onnxpress.benchmarks.roofline import encoder_ops
+
     n = len(texts)
-    k = max(1, min(cfg.throughput_chunks, n))
-    bounds = np.linspace(0, n, k + 1).astype(int)
-    chunks = [texts.texts[bounds[i]:bounds[i + 1]] for i in range(k)]
-    tokens = [int(shared.lengths(ch).sum()) for ch in chunks]
-    for c in contenders:  # warm: the latency section may have been skipped
-        c.predict_stream(texts.texts[:8])
-    seconds = {c.name: [0.0] * k for c in contenders}
-    preds: dict[str, list[list[str]]] = {c.name: [[] for _ in range(k)] for c in contenders}
-    steps = [(i, j) for i in range(k) for j in range(len(contenders))]
+    cache = Path(cfg.out) / "cache"
+    stream_file = write_lines(cache / "stream_texts.txt", texts.texts)
+    first_file = write_lines(cache / "first_text.txt", texts.texts[:1])
+    lengths = shared.lengths(texts.texts)
+    useful_ops = sum(encoder_ops(dims, 1, int(k)) for k in lengths) if dims else None
+    runs: dict[str, list[dict[str, Any]]] = {c.name: [] for c in contenders}
     deadline = time.perf_counter() + (cfg.throughput_budget_s or float("inf"))
-    done_chunks = k
-    for i, j in _iter(steps, "throughput", cfg.progress):
-        if j == 0 and i > 0 and time.perf_counter() > deadline:
-            done_chunks = i  # every contender has predicted the same chunks 0..i-1: still a fair race
-            warnings_out.append(f"throughput: time budget {cfg.throughput_budget_s:.0f}s spent; "
-                                f"measured on {int(bounds[i])} of {n} texts")
+    rounds = 0
+    for r in range(max(1, cfg.throughput_rounds)):
+        if r > 0 and time.perf_counter() > deadline:
+            warnings_out.append(f"throughput: time budget {cfg.throughput_budget_s:.0f}s spent after {r} round(s)")
             break
-        c = contenders[(j + i) % len(contenders)]
-        time.sleep(cfg.gap_s)
-        t0 = time.perf_counter()
-        preds[c.name][i] = c.predict_stream(chunks[i])
-        seconds[c.name][i] = time.perf_counter() - t0
-    k = done_chunks
-    n = int(bounds[k])
-    chunks, tokens = chunks[:k], tokens[:k]
-    seconds = {name: secs[:k] for name, secs in seconds.items()}
-    flat = {name: [p for ch in chunks_[:k] for p in ch] for name, chunks_ in preds.items()}
-    total_tokens = sum(tokens)
-    out: dict[str, Any] = {"texts": n, "texts_available": len(texts), "real_tokens": total_tokens, "chunks": k,
-                           "contenders": []}
-    ref_s = seconds.get(reference)
+        for j in _iter(range(len(contenders)), f"throughput round {r + 1}", cfg.progress):
+            c = contenders[(j + r) % len(contenders)]
+            runs[c.name].append(run_probe(c.spec, cfg.threads, first_file, stream=stream_file,
+                                          invariance=cfg.invariance_texts if r == 0 else 0))
+        rounds += 1
+    out: dict[str, Any] = {"texts": n, "texts_available": n, "real_tokens": int(lengths.sum()), "rounds": rounds,
+                           "isolated": "one fresh process per contender and round", "contenders": []}
+    ref_labels = next((x["stream_labels"] for x in runs.get(reference, []) if "stream_labels" in x), None)
+    ref_secs = [x["stream_s"] for x in runs.get(reference, []) if "stream_s" in x]
     for c in contenders:
-        secs = seconds[c.name]
-        total = sum(secs)
-        row: dict[str, Any] = {
-            "contender": c.name, "seconds": total, "texts_per_s": n / total, "tokens_per_s": total_tokens / total,
-            "chunk_texts_per_s": [len(ch) / s for ch, s in zip(chunks, secs)],
-            "batching": c.describe().get("batching"),
-        }
-        row["spread"] = harness.chunk_spread(row["chunk_texts_per_s"])
+        ok = [x for x in runs[c.name] if "stream_s" in x]
+        row: dict[str, Any] = {"contender": c.name, "batching": c.batching(), "precision": c.precision}
+        errors = [x["error"] for x in runs[c.name] if "error" in x]
+        if errors:
+            row["errors"] = errors
+            warnings_out.append(f"throughput {c.name}: {errors[0]}")
+        if not ok:
+            out["contenders"].append(row)
+            continue
+        secs = [x["stream_s"] for x in ok]
+        best = float(np.median(secs))
+        row.update({"seconds": secs, "texts_per_s": n / best, "tokens_per_s": int(lengths.sum()) / best,
+                    "round_texts_per_s": [n / s for s in secs], "peak_rss_mib": max(x["peak_rss_stream_mib"] for x in ok),
+                    "invariance": next((x["invariance"] for x in ok if "invariance" in x), None)})
+        row["spread"] = harness.chunk_spread(row["round_texts_per_s"])
         msg = harness.warn_spread(f"throughput {c.name}", row["spread"])
         if msg:
             warnings_out.append(msg)
+        labels = ok[0]["stream_labels"]
         if texts.labels:
-            gold = texts.labels[:n]
-            row["accuracy"] = float(np.mean([label_map(p) == g for p, g in zip(flat[c.name], gold)]))
-        if reference in flat:
-            row["agreement_with_reference"] = float(np.mean([a == b for a, b in zip(flat[reference], flat[c.name])]))
-            row["x_vs_reference"] = harness.paired_ratio(ref_s, secs) if ref_s else None
+            row["accuracy"] = float(np.mean([label_map(p) == g for p, g in zip(labels, texts.labels)]))
+        if ref_labels is not None:
+            row["agreement_with_reference"] = float(np.mean([a == b for a, b in zip(ref_labels, labels)]))
+        if ref_secs:
+            row["x_vs_reference"] = float(np.median(ref_secs)) / best
+        if useful_ops is not None:
+            row["useful_gops"] = useful_ops / best / 1e9
+            if roof and c.precision in roof:
+                row["roof_fraction"] = row["useful_gops"] / roof[c.precision]["gops"]
         out["contenders"].append(row)
+    out["headline"] = headline(out["contenders"], contenders)
+    return out
+
+
+def headline(rows: list[dict[str, Any]], contenders: list[Contender]) -> dict[str, Any]:
+    """onnxpress's fastest variant against the fastest peer, and against the seed's batching."""
+    kinds = {c.name: c.spec["kind"] for c in contenders}
+    speed = {r["contender"]: r["texts_per_s"] for r in rows if "texts_per_s" in r}
+    ours = {k: v for k, v in speed.items() if kinds[k] == "onnxpress"}
+    peers = {k: v for k, v in speed.items() if kinds[k] != "onnxpress"}
+    if not ours:
+        return {}
+    best = max(ours, key=ours.get)
+    out: dict[str, Any] = {"onnxpress": best}
+    if peers:
+        peer = max(peers, key=peers.get)
+        out.update(best_peer=peer, x_vs_best_peer=ours[best] / peers[peer])
+    seed = next((c.name for c in contenders if kinds[c.name] == "torch" and not c.sorted_stream), None)
+    if seed in speed:
+        out.update(seed=seed, x_vs_seed=ours[best] / speed[seed])
     return out
 
 
@@ -272,9 +331,7 @@ def cold_start_section(contenders: list[Contender], texts: Sequence[str], cfg: B
 
     cache = Path(cfg.out) / "cache"
     cache.mkdir(parents=True, exist_ok=True)
-    texts_file = cache / "probe_texts.txt"
-    texts_file.write_text("\n".join(t.replace("\n", " ") for t in texts[:cfg.cold_start_workload + 1]) + "\n",
-                          encoding="utf-8")
+    texts_file = write_lines(cache / "probe_texts.txt", texts[:cfg.cold_start_workload + 1])
     probed = [c for c in contenders if not isinstance(c, TorchCompiled)]
     skipped = {c.name: "torch.compile recompiles in every new process (its compile time is reported instead)"
                for c in contenders if isinstance(c, TorchCompiled)}
@@ -348,10 +405,25 @@ def run_classifier_bench(cfg: BenchConfig) -> dict[str, Any]:
     contenders = build_contenders(cfg, artifact)
     checkpoint = next((getattr(c, "checkpoint", None) for c in contenders if hasattr(c, "checkpoint")), None)
     dims = model_dims(checkpoint, artifact.root, manifest)
-    for c in contenders:
+    skipped: dict[str, str] = {}
+    if any(c.name == "openvino-int8" for c in contenders):
+        from onnxpress.benchmarks.openvino_contender import write_calibration_texts
+
+        data_info["calibration"] = write_calibration_texts(Path(cfg.out) / "cache" / "calibration_texts.txt",
+                                                           textset.texts)
+    for c in list(contenders):
+        why = missing_modules(c.name)
         t0 = time.perf_counter()
-        c.prepare(Path(cfg.out) / "cache")
-        if time.perf_counter() - t0 > 0.5:
+        try:
+            if not why:
+                c.prepare(Path(cfg.out) / "cache")
+        except Exception as exc:  # noqa: BLE001 - a peer's own converter failing is reported, not fatal
+            why = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        if why:
+            skipped[c.name] = why
+            contenders.remove(c)
+            log(f"skipped {c.name}: {why}")
+        elif time.perf_counter() - t0 > 0.5:
             log(f"prepared {c.name} in {time.perf_counter() - t0:.1f}s")
     for c in contenders:
         t0 = time.perf_counter()
@@ -396,7 +468,8 @@ def run_classifier_bench(cfg: BenchConfig) -> dict[str, Any]:
     if cfg.throughput_texts != 0:
         subset = textset.head(cfg.throughput_texts)
         log(f"throughput: {len(subset)} texts per contender")
-        throughput = throughput_section(contenders, subset, shared, cfg, reference, label_map, warnings_out)
+        throughput = throughput_section(contenders, subset, shared, cfg, reference, label_map, warnings_out,
+                                        dims, roof)
     checks["threads_after"] = {c.name: c.threads() for c in contenders}
     harness.assert_equal_threads(checks["threads_after"], cfg.threads)
     checks["threads_equal"] = True
@@ -415,6 +488,7 @@ def run_classifier_bench(cfg: BenchConfig) -> dict[str, Any]:
     return {
         "schema": SCHEMA, "task": manifest.task, "artifact": str(cfg.artifact), "config": cfg.to_dict(),
         "environment": env, "data": data_info, "reference": reference, "contenders": described,
+        "skipped": skipped,
         "model_dims": dims, "checks": checks, "roofline": roof, "latency": latency,
         "throughput": throughput, "cold_start": cold, "warnings": warnings_out,
         "duration_s": time.perf_counter() - t_begin,

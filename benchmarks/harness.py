@@ -43,7 +43,7 @@ RELEVANT_FLAGS = (
 
 PACKAGES = (
     "onnxpress", "onnxruntime-gpu", "onnxruntime", "onnx", "torch", "transformers", "optimum",
-    "optimum-onnx", "tokenizers", "numpy", "matplotlib", "pytest-benchmark",
+    "optimum-onnx", "ctranslate2", "openvino", "nncf", "tokenizers", "numpy", "matplotlib", "pytest-benchmark",
 )
 
 

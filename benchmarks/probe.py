@@ -4,10 +4,13 @@ In one process, resident memory mixes every contender loaded so far (and torch's
 never gives pages back), so each contender gets its own child:
 
     python -m onnxpress.benchmarks.probe SPEC_JSON --threads N --texts FILE [--workload N]
+        [--stream FILE] [--invariance N]
 
 The child loads the contender, makes one prediction (cold start ends there), records
-ru_maxrss, then predicts a workload of texts its own way and records ru_maxrss again. It
-prints one JSON line. `cold_start` in the parent runs these children one after another and
+ru_maxrss, then predicts a workload of texts its own way and records ru_maxrss again. With
+`--stream` it then scores every text of FILE its best way (the isolated throughput run: no
+other contender's threads in the process) and with `--invariance N` it checks the first N of
+them batched against one at a time. It prints one JSON line. `cold_start` in the parent runs these children one after another and
 measures from just before spawning to the child's first prediction, interpreter start and
 imports included: what a user waits for when their app or job starts.
 """
@@ -47,6 +50,8 @@ def child_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--texts", required=True, help="file with one text per line")
     parser.add_argument("--workload", type=int, default=0, help="texts to predict after the first")
+    parser.add_argument("--stream", default=None, help="file of texts to score, timed (throughput)")
+    parser.add_argument("--invariance", type=int, default=0, help="batch-invariance check on N stream texts")
     args = parser.parse_args(argv)
     texts = Path(args.texts).read_text(encoding="utf-8").splitlines()
 
@@ -64,10 +69,13 @@ def child_main(argv: Sequence[str] | None = None) -> int:
     if workload:
         contender.predict_stream(workload)
     workload_s = time.perf_counter() - t0
+    report: dict[str, Any] = {"peak_rss_mib": _maxrss_mib()}
+    if args.stream:
+        report.update(_stream(contender, Path(args.stream), args.invariance))
     print(json.dumps({
         "t_main": t_main, "t_import": t_import, "t_loaded": t_loaded, "t_first": t_first,
         "first_label": first[0] if first else None,
-        "rss_after_first_mib": rss_first, "peak_rss_mib": _maxrss_mib(),
+        "rss_after_first_mib": rss_first, **report,
         "workload_texts": len(workload), "workload_s": workload_s,
         "threads": contender.threads(),
         "torch_imported": "torch" in sys.modules, "modules_loaded": len(sys.modules),
@@ -75,15 +83,38 @@ def child_main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _stream(contender: Any, path: Path, invariance: int) -> dict[str, Any]:
+    """Score every text of `path` the contender's best way (timed), then the invariance check."""
+    from onnxpress.benchmarks.invariance import batch_invariance
+
+    texts = path.read_text(encoding="utf-8").split("\n")[:-1]
+    t0 = time.perf_counter()
+    probs = contender.stream_proba(texts)
+    seconds = time.perf_counter() - t0
+    labels = contender.labels()
+    out: dict[str, Any] = {"stream_s": seconds, "stream_texts": len(texts),
+                           "stream_labels": [labels[int(k)] for k in probs.argmax(axis=1)],
+                           "peak_rss_stream_mib": _maxrss_mib()}
+    if invariance:
+        out["invariance"] = batch_invariance(contender.proba, texts[:invariance])
+    return out
+
+
 def run_probe(spec: dict[str, Any], threads: int, texts_file: Path, workload: int = 0,
-              timeout_s: float = 600, nice: int = 0) -> dict[str, Any]:
+              timeout_s: float = 1200, nice: int = 0, stream: Path | None = None,
+              invariance: int = 0) -> dict[str, Any]:
     """Spawn one child for `spec`; return its report plus the parent-side cold start."""
     cmd = [sys.executable, "-m", "onnxpress.benchmarks.probe", json.dumps(spec), "--threads", str(threads),
            "--texts", str(texts_file), "--workload", str(workload)]
+    if stream is not None:
+        cmd += ["--stream", str(stream), "--invariance", str(invariance)]
     env = dict(os.environ, TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     t_spawn = time.time()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env,
-                          preexec_fn=(lambda: os.nice(nice)) if nice else None)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env,
+                              preexec_fn=(lambda: os.nice(nice)) if nice else None)
+    except subprocess.TimeoutExpired:
+        return {"error": f"no result within {timeout_s:.0f}s"}
     t_exit = time.time()
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
@@ -99,6 +130,8 @@ def run_probe(spec: dict[str, Any], threads: int, texts_file: Path, workload: in
         "process_wall_s": t_exit - t_spawn,
         **{k: rep[k] for k in ("rss_after_first_mib", "peak_rss_mib", "workload_texts", "workload_s",
                                "threads", "torch_imported", "modules_loaded", "first_label")},
+        **{k: rep[k] for k in ("stream_s", "stream_texts", "stream_labels", "peak_rss_stream_mib", "invariance")
+           if k in rep},
     }
 
 

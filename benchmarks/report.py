@@ -31,8 +31,14 @@ def _f(value: Any, fmt: str = ".1f", missing: str = "–") -> str:
         return str(value)
 
 
-def _pct(value: Any) -> str:
-    return "–" if value is None else f"{value * 100:.1f}%"
+def invariance_cell(inv: dict[str, Any] | None) -> str:
+    if not inv:
+        return "–"
+    return f"{inv['max_abs_dprob']:.2g}, {inv['label_flips']}/{inv['texts']}"
+
+
+def _pct(value: Any, digits: int = 1) -> str:
+    return "–" if value is None else f"{value * 100:.{digits}f}%"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -65,9 +71,10 @@ def markdown(results: dict[str, Any]) -> str:
         f"- Data: {data['source']}: {data['texts']} texts, tokens mean {data['tokens_mean']:.1f}, "
         f"p90 {data['tokens_p90']:.0f}, max {data['tokens_max']} (truncated at {data['truncated_at']}); "
         f"latency inputs: {data['latency_inputs']}",
-        f"- Method: contenders interleaved in one process after warm-up, start rotated per round; "
-        f"`xN` = median over paired runs (same input, same round) of {ref} time / contender time "
-        "(higher is faster). Run took "
+        "- Method: throughput, invariance and cold start run each contender in its own fresh process "
+        "(no co-resident threads), rounds interleaved with the start rotated, every contender on its "
+        "best batching; the optional latency section loads them side by side in one process. "
+        f"`x vs {ref}` = {ref} time / contender time (higher is faster). Run took "
         f"{results.get('duration_s', 0) / 60:.1f} min.",
         "",
     ]
@@ -76,16 +83,27 @@ def markdown(results: dict[str, Any]) -> str:
     if tp:
         total = data["texts"]
         scope = f"all {total} texts" if tp["texts"] >= total else f"the first {tp['texts']} of {total} texts"
-        if tp["texts"] < tp.get("texts_available", tp["texts"]):
-            scope += " (the time budget stopped it)"
-        lines += [f"## Throughput: {scope}, each contender batching its own way", ""]
+        lines += [f"## Throughput: {scope}, {tp['rounds']} fresh-process round(s) per contender", "",
+                  "texts/s: median over rounds, tokenization included. Invariance: the first texts scored in "
+                  "batches of 64 (input order, padded to the longest) vs one at a time. Useful GOPS: encoder "
+                  "work at the real lengths / time; 'of roof': of the GEMM roof of the contender's precision.", ""]
         rows = []
         for r in tp["contenders"]:
+            if "texts_per_s" not in r:
+                why = (r.get("errors") or ["no result"])[0].replace("|", "/")[-160:]
+                rows.append([r["contender"], f"error: {why}"] + [""] * 8)
+                continue
             rows.append([r["contender"], str(r.get("batching") or ""), _f(r["texts_per_s"]),
-                         _f(r["tokens_per_s"], ".0f"), _f(r.get("x_vs_reference"), ".2f"),
-                         _pct(r.get("accuracy")), _pct(r.get("agreement_with_reference")), _pct(r.get("spread"))])
-        lines += _table(["contender", "batching", "texts/s", "tokens/s", f"x vs {ref}", "accuracy",
-                         f"same label as {ref}", "chunk spread"], rows) + [""]
+                         _f(r.get("x_vs_reference"), ".2f"), _pct(r.get("accuracy"), 2),
+                         invariance_cell(r.get("invariance")), _f(r.get("useful_gops"), ".0f"),
+                         _pct(r.get("roof_fraction")), _f(r.get("peak_rss_mib"), ".0f"), _pct(r.get("spread"))])
+        lines += _table(["contender", "batching", "texts/s", f"x vs {ref}", "accuracy",
+                         "batch invariance: max |dp|, flips", "useful GOPS", "of roof", "peak RSS MiB (run)",
+                         "round spread"], rows) + [""]
+    for name, why in (results.get("skipped") or {}).items():
+        lines.append(f"- {name}: skipped ({why})")
+    if results.get("skipped"):
+        lines.append("")
     cold = results.get("cold_start")
     if cold:
         lines += [f"## Cold start and memory (fresh process each, median of {cold['runs_per_contender']} run(s))",
@@ -180,7 +198,7 @@ def summary(results: dict[str, Any]) -> list[str]:
     ref = results.get("reference")
     header = ["contender"]
     if tp:
-        header += ["texts/s (throughput run)", f"x vs {ref}", "accuracy"]
+        header += ["texts/s (throughput run)", f"x vs {ref}", "accuracy", "batch invariance: max |dp|, flips"]
     header += [f"p50 ms, batch {b}" for b in shown]
     if cold:
         header += ["cold start s", "peak RSS MiB"]
@@ -189,7 +207,8 @@ def summary(results: dict[str, Any]) -> list[str]:
         row = [name]
         if tp:
             r = tp.get(name, {})
-            row += [_f(r.get("texts_per_s")), _f(r.get("x_vs_reference"), ".2f"), _pct(r.get("accuracy"))]
+            row += [_f(r.get("texts_per_s")), _f(r.get("x_vs_reference"), ".2f"), _pct(r.get("accuracy"), 2),
+                    invariance_cell(r.get("invariance"))]
         for b in shown:
             c = next((c for c in e2e if c["contender"] == name and c["batch_size"] == b), {})
             row.append(_f(c.get("p50_ms"), ".1f"))
@@ -197,9 +216,23 @@ def summary(results: dict[str, Any]) -> list[str]:
             r = cold.get(name, {})
             row += [_f(r.get("cold_start_s"), ".2f"), _f(r.get("peak_rss_mib"), ".0f")]
         rows.append(row)
-    return (["## Summary", "", "Throughput: each contender predicts the test texts its own way (see below); "
-             "latency: end to end (text in, label out); cold start and RSS: fresh process each.", ""]
+    for name, why in (results.get("skipped") or {}).items():
+        rows.append([name, f"skipped: {why}"] + [""] * (len(header) - 2))
+    return (["## Summary", ""] + headline_lines((results.get("throughput") or {}).get("headline"))
+            + ["Throughput: each contender scores the test texts its best way, in its own process (see below); "
+               "latency: end to end (text in, label out); cold start and RSS: fresh process each.", ""]
             + _table(header, rows) + [""])
+
+
+def headline_lines(head: dict[str, Any] | None) -> list[str]:
+    if not head:
+        return []
+    out = []
+    if "best_peer" in head:
+        out.append(f"**{head['onnxpress']} is {head['x_vs_best_peer']:.2f}x the best peer ({head['best_peer']})**")
+    if "seed" in head:
+        out.append(f"{head['onnxpress']} is {head['x_vs_seed']:.2f}x {head['seed']} (the seed's batching)")
+    return ["; ".join(out) + ".", ""] if out else []
 
 
 def _loads(value: Any) -> str:

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from onnxpress.errors import UserError
 
-QUICK = {"batch_sizes": [1, 8, 32], "latency_budget_s": 45.0, "throughput_texts": 600, "throughput_chunks": 2,
-         "throughput_budget_s": 120.0, "cold_start_runs": 1, "cold_start_workload": 64, "roofline_budget_s": 0.5,
-         "rounds": 1}
+PEERS = "torch,torch-sorted,optimum-int8,ctranslate2,openvino"
+QUICK = {"batch_sizes": [1, 8, 32], "latency_budget_s": 30.0, "throughput_texts": 400, "throughput_rounds": 1,
+         "throughput_budget_s": 60.0, "invariance_texts": 64, "cold_start_runs": 1, "cold_start_workload": 64,
+         "roofline_budget_s": 0.3, "rounds": 1}
 
 
 def _int_list(text: str) -> list[int]:
@@ -35,13 +36,15 @@ def default_threads() -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "bench", help="benchmark an artifact against PyTorch and Optimum (latency, throughput, cold start)",
-        description="Runs every contender in one process, interleaved after warm-up, with equal thread "
-                    "budgets, on real texts; writes results.json, results.md and PNG plots.")
+        "bench", help="benchmark an artifact against its CPU peers (throughput, batch invariance, cold start)",
+        description="Runs every contender in its own fresh process, rounds interleaved, with equal thread "
+                    "budgets, every one on its best batching, on real texts; reports speed, accuracy and "
+                    "batch invariance side by side; writes results.json, results.md and PNG plots.")
     p.add_argument("artifact", help="artifact directory (from `onnxpress export`)")
-    p.add_argument("--against", type=_names, default=["torch", "optimum"],
-                   help="peers: torch, torch-compile, optimum (= optimum-fp32 + optimum-int8); '' for none "
-                        "(default: torch,optimum)")
+    p.add_argument("--against", type=_names, default=_names(PEERS),
+                   help="peers: torch (the seed's batching), torch-sorted, torch-compile, optimum-fp32, "
+                        "optimum-int8 (optimum = both), ctranslate2, openvino; '' for none; a peer whose "
+                        f"package is missing is reported as skipped (default: {PEERS})")
     p.add_argument("--variants", type=_names, default=None,
                    help="onnxpress variants to run (default: every servable one for --device)")
     p.add_argument("--checkpoint", type=Path, default=None,
@@ -52,18 +55,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="latency inputs of exactly N tokens instead of real texts")
     p.add_argument("--threads", type=int, default=None, help="threads for every contender (default: usable CPUs)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--modes", type=_names, default=None, help="e2e,model (default both)")
+    p.add_argument("--modes", type=_names, default=None,
+                   help="latency section, contenders loaded side by side in one process: e2e,model "
+                        "(default: none; the headline throughput runs each contender in its own process)")
     p.add_argument("--throughput-texts", type=int, default=None,
                    help="texts for the throughput section (default: all; 0 skips it)")
     p.add_argument("--latency-budget", type=float, default=None,
                    help="seconds for the whole latency section (default 180)")
     p.add_argument("--throughput-budget", type=float, default=None,
-                   help="seconds for the throughput section; it stops after the chunk round that crosses "
+                   help="seconds for the throughput section; it stops after the round that crosses "
                         "it, every contender on the same texts (default 600; 0 = no limit)")
+    p.add_argument("--rounds", dest="throughput_rounds", type=int, default=None,
+                   help="fresh-process throughput runs per contender (default 2)")
     p.add_argument("--beams", type=_int_list, default=[1, 4], help="translation artifacts: beam sizes (default 1,4)")
     p.add_argument("--no-cold-start", action="store_true", help="skip the fresh-process cold start/RSS section")
     p.add_argument("--no-roofline", action="store_true", help="skip the GEMM roofline")
-    p.add_argument("--quick", action="store_true", help="a short run (~3 min): fewer sizes, texts and repeats")
+    p.add_argument("--quick", action="store_true", help="a short run (under 2 min): 400 texts, one round")
     p.add_argument("--out", type=Path, default=Path("bench"), help="output directory (default bench/)")
     p.set_defaults(func=run)
 
@@ -72,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from onnxpress.benchmarks.classifier_bench import MODES, BenchConfig
 
     threads = args.threads or default_threads()
-    modes = args.modes or list(MODES)
+    modes = args.modes or []
     bad = [m for m in modes if m not in MODES]
     if bad:
         raise UserError(f"unknown mode(s) {', '.join(bad)} (choose from {', '.join(MODES)})")
@@ -92,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
         if args.throughput_texts < 0:
             raise UserError("--throughput-texts must be >= 0")
         cfg.throughput_texts = args.throughput_texts
+    if args.throughput_rounds is not None:
+        if args.throughput_rounds < 1:
+            raise UserError("--rounds must be >= 1")
+        cfg.throughput_rounds = args.throughput_rounds
     if args.latency_budget is not None:
         cfg.latency_budget_s = args.latency_budget
     if args.throughput_budget is not None:

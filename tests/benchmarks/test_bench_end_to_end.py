@@ -15,7 +15,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def small_config(artifact: Path, out: Path, data: Path, **kw) -> BenchConfig:
     base = dict(artifact=artifact, out=out, against=["torch"], variants=["fp32"], batch_sizes=[1, 4],
-                data=str(data), threads=1, latency_budget_s=2.0, throughput_texts=40, throughput_chunks=2,
+                data=str(data), threads=1, latency_budget_s=2.0, throughput_texts=40, throughput_rounds=2,
+                invariance_texts=40,
                 cold_start=True, cold_start_runs=1, cold_start_workload=8, roofline=True,
                 roofline_budget_s=0.05, gap_s=0.0, progress=False)
     base.update(kw)
@@ -69,14 +70,22 @@ def test_latency_cells(bench_run):
     assert all(c["x_vs_reference"] == pytest.approx(1.0) for c in ref)
 
 
-def test_throughput_accuracy_and_agreement(bench_run):
+def test_throughput_accuracy_agreement_and_invariance(bench_run):
     results, _ = bench_run
     tp = results["throughput"]
-    assert tp["texts"] == 40 and tp["chunks"] == 2
+    assert tp["texts"] == 40 and tp["rounds"] == 2
     rows = {r["contender"]: r for r in tp["contenders"]}
     assert rows["torch-eager-fp32"]["accuracy"] == pytest.approx(rows["onnxpress-fp32"]["accuracy"])
     assert rows["onnxpress-fp32"]["agreement_with_reference"] == 1.0
-    assert all(r["texts_per_s"] > 0 and len(r["chunk_texts_per_s"]) == 2 for r in rows.values())
+    assert all(r["texts_per_s"] > 0 and len(r["round_texts_per_s"]) == 2 for r in rows.values())
+    # fp32 in both stacks: a text's probabilities do not depend on what shares its batch
+    for r in rows.values():
+        assert r["invariance"]["texts"] == 40 and r["invariance"]["label_flips"] == 0
+        assert r["invariance"]["max_abs_dprob"] < 1e-5
+    # each run is its own process: the torch-free runtime's peak is not torch's
+    assert rows["onnxpress-fp32"]["peak_rss_mib"] < 0.7 * rows["torch-eager-fp32"]["peak_rss_mib"]
+    assert tp["headline"]["onnxpress"] == "onnxpress-fp32" and tp["headline"]["best_peer"] == "torch-eager-fp32"
+    assert tp["headline"]["x_vs_seed"] == pytest.approx(tp["headline"]["x_vs_best_peer"])
 
 
 def test_cold_start_in_fresh_processes(bench_run):
@@ -138,16 +147,30 @@ def test_cli_user_errors(tiny_artifact, tmp_path, capsys):
 
 def test_throughput_time_budget_keeps_the_race_fair(tiny_artifact, texts_csv, tmp_path):
     cfg = small_config(tiny_artifact, tmp_path / "out", texts_csv, modes=[], cold_start=False, roofline=False,
-                       throughput_texts=40, throughput_chunks=4, throughput_budget_s=1e-9)
+                       throughput_texts=40, throughput_rounds=3, throughput_budget_s=1e-9, invariance_texts=8)
     results = run_classifier_bench(cfg)
     tp = results["throughput"]
-    # the first chunk round always completes; then the spent budget stops it, for everyone at once
-    assert tp["chunks"] == 1 and tp["texts"] == 10 and tp["texts_available"] == 40
-    assert all(len(r["chunk_texts_per_s"]) == 1 for r in tp["contenders"])
+    # the first round always completes; then the spent budget stops it, for everyone at once
+    assert tp["rounds"] == 1 and tp["texts"] == 40
+    assert all(len(r["round_texts_per_s"]) == 1 for r in tp["contenders"])
     assert any("time budget" in w for w in results["warnings"])
     assert results["latency"] == [] and results["cold_start"] is None
     md = write_all(results, tmp_path / "out")["markdown"].read_text()
-    assert "first 10 of 64 texts (the time budget stopped it)" in md
+    assert "first 40 of 64 texts, 1 fresh-process round(s)" in md
+
+
+def test_missing_peer_is_reported_as_skipped(tiny_artifact, tiny_checkpoint, texts_csv, tmp_path, monkeypatch):
+    from onnxpress.benchmarks import classifier_bench
+
+    cfg = small_config(tiny_artifact, tmp_path / "out", texts_csv, modes=[], cold_start=False, roofline=False,
+                       against=["torch", "ctranslate2"], checkpoint=tiny_checkpoint, throughput_rounds=1)
+    # a machine without the optional package: the peer's module cannot be found
+    monkeypatch.setitem(classifier_bench.PEER_MODULES, "ctranslate2-int8", ("ctranslate2_not_installed",))
+    results = run_classifier_bench(cfg)
+    assert results["skipped"] == {"ctranslate2-int8": "not installed: ctranslate2_not_installed"}
+    assert [c["name"] for c in results["contenders"]] == ["torch-eager-fp32", "onnxpress-fp32"]
+    md = write_all(results, tmp_path / "out")["markdown"].read_text()
+    assert "| ctranslate2-int8 | skipped: not installed: ctranslate2_not_installed |" in md
 
 
 def test_rewritten_checkpoint_is_refused(tiny_checkpoint, tmp_path):
