@@ -29,7 +29,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Generic, Iterator, Protocol, TypeVar
+from typing import Any, BinaryIO, Generic, Iterator, Protocol, Self, TypeVar
 
 from onnxpress.errors import UserError
 from onnxpress.runtime.jobs.durable import atomic_write, atomic_write_text, fsync_dir
@@ -39,16 +39,18 @@ WORK_SUFFIX = ".parts"
 WORK_FORMAT = 2  # layout of settings.json / parts; a folder of another format is not resumed
 HASH_WHOLE_BELOW = 8 << 20  # inputs up to this are hashed whole; larger ones by head + tail
 HASH_SPAN = 1 << 20
-_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+_FIXABLE_OS_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
 
 
-class Sized(Protocol):
+class ChunkLike(Protocol):
+    """A chunk as the core sees it: its position in the input and its number of rows."""
+
     index: int
 
     def __len__(self) -> int: ...
 
 
-ChunkT = TypeVar("ChunkT", bound=Sized)
+ChunkT = TypeVar("ChunkT", bound=ChunkLike)
 
 
 @dataclass(kw_only=True)
@@ -61,7 +63,7 @@ class JobConfig:
     progress: bool = True
 
     @classmethod
-    def from_args(cls, args: Any, **overrides: Any) -> "JobConfig":
+    def from_args(cls, args: Any, **overrides: Any) -> Self:
         """The config from an argparse namespace whose option names match the fields."""
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in vars(args).items() if k in names and v is not None}
@@ -162,7 +164,7 @@ def run_job(job: ResumableJob[Any], *, overwrite: bool = False, progress: bool =
             os.replace(source, target)
             fsync_dir(target.parent)
     except OSError as exc:
-        if exc.errno not in _DISK_ERRORS:
+        if exc.errno not in _FIXABLE_OS_ERRORS:
             raise
         where = exc.filename or work
         raise UserError(f"{where}: {exc.strerror}; committed parts are kept in {work}: "

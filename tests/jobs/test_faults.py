@@ -168,3 +168,13 @@ def test_old_work_folder_says_what_to_do(clf, tmp_path):
     with pytest.raises(UserError, match="started by another onnxpress version; delete it or pass --overwrite"):
         score_file(clf, src, out, progress=False)
     assert score_file(clf, src, out, overwrite=True, progress=False).scored == 1
+
+
+def test_part_with_wrong_row_count_is_refused(clf, tmp_path):
+    src, out = tmp_path / "in.csv", tmp_path / "out.parquet"
+    src.write_text("text\n" + "\n".join(texts(30, 5)) + "\n")
+    with pytest.raises(Stop):
+        score_file(DiesAfter(clf, 2), src, out, chunk_rows=10, progress=False)
+    pq.write_table(pa.table({"row": [0]}), tmp_path / "out.parquet.parts" / "part-0000000.parquet")
+    with pytest.raises(UserError, match="part-0000000.parquet does not hold the 10 rows .* to start over"):
+        score_file(clf, src, out, chunk_rows=10, progress=False)
