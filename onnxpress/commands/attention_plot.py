@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from onnxpress.commands import add_beam_size
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -15,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("sentence", help="source sentence")
     p.add_argument("--model", default="runs/mt", help="translator directory (default: runs/mt)")
     p.add_argument("--out", default="attention.png", help="PNG file to write (default: attention.png)")
-    p.add_argument("--beam-size", type=int, default=5, help="beam size (1 = greedy; default 5)")
+    add_beam_size(p, 5, "beam size (1 = greedy; default 5)")
     p.add_argument("--subwords", action="store_true", help="label subword pieces instead of merging them into words")
     p.set_defaults(func=run)
 

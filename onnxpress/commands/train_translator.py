@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from onnxpress.errors import UserError
+from onnxpress.commands import add_overwrite
 
 # CLI option -> TrainSettings field; None defaults mean "take the preset's value".
 _MODEL_OPTIONS = {
@@ -38,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "translator",
         help="train a GRU + Bahdanau attention translator on Multi30k",
         description="Train BPE tokenizers and a GRU encoder-decoder with additive attention on Multi30k, "
-        "then report validation perplexity and greedy / beam-search BLEU (sacrebleu) on test_2016_flickr.",
+        "then report validation perplexity and greedy / beam-search BLEU (sacrebleu) on test_2016_flickr. "
+        "Rerunning the same command resumes an unfinished run and leaves a finished one alone.",
     )
     p.add_argument("--data", help="Multi30k directory or data root (default: $ONNXPRESS_DATA, ../shared/data, ./data)")
     p.add_argument("--src", default="de", help="source language code (default: de)")
@@ -46,24 +46,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs/mt", help="output directory (default: runs/mt)")
     p.add_argument("--preset", choices=("full", "demo", "tiny"), default="full",
                    help="full: the measured BLEU configuration; demo: a few minutes; tiny: seconds (tests)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    add_overwrite(p, "start afresh, replacing the run (finished or not) already in --out")
+    # Resuming is automatic (an unfinished run with the same settings continues); kept for old scripts.
+    p.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--eval-split", default=None, help="split for BLEU (default: test_2016_flickr)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     for name, (typ, text) in _MODEL_OPTIONS.items():
         p.add_argument("--" + name.replace("_", "-"), type=typ, default=None, help=text)
     p.set_defaults(func=run)
-
-
-def settings_from_args(args: argparse.Namespace):
-    from onnxpress.training.translator import PRESETS, TrainSettings
-
-    values = dict(PRESETS[args.preset])
-    values.update({k: getattr(args, k) for k in _MODEL_OPTIONS if getattr(args, k) is not None})
-    values.update(out=args.out, data=args.data, src=args.src, tgt=args.tgt, progress=not args.no_progress)
-    if args.eval_split:
-        values["eval_split"] = args.eval_split
-    values["command"] = command_line(args)
-    return TrainSettings(**values)
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -73,20 +63,16 @@ def command_line(args: argparse.Namespace) -> str:
         value = getattr(args, name, None)
         if value is not None:
             parts += ["--" + name.replace("_", "-"), str(value)]
-    parts += [flag for flag, on in (("--resume", args.resume), ("--no-progress", args.no_progress)) if on]
+    parts += [flag for flag, on in (("--overwrite", args.overwrite), ("--resume", args.resume),
+                                    ("--no-progress", not args.progress)) if on]
     return " ".join(parts)
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnxpress.training.translator import CHECKPOINT, train_translator
+    from onnxpress.training.translator import TrainSettings, train_translator
 
-    settings = settings_from_args(args)
-    has_checkpoint = (Path(args.out) / CHECKPOINT).is_file()
-    if has_checkpoint and not args.resume:
-        raise UserError(f"{args.out} already holds a training run; pass --resume to continue it or pick another --out")
-    if args.resume and not has_checkpoint:
-        raise UserError(f"nothing to resume: no {Path(args.out) / CHECKPOINT}")
-    metrics = train_translator(settings)
+    # vars(args)["command"] is the subcommand ("train"); the settings record the full command line
+    metrics = train_translator(TrainSettings.from_options(**{**vars(args), "command": command_line(args)}))
     test = metrics["test"]
     line = f"val ppl {metrics['val_ppl']:.2f}; {test['split']} BLEU greedy {test['greedy']['bleu']:.2f}"
     if "beam" in test:

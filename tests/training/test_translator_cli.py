@@ -41,15 +41,19 @@ def test_train_resume_evaluate_and_plot(mt_dir: Path, tmp_path: Path, capsys):
         assert test[name]["signature"].startswith("nrefs:1|case:mixed")
     assert test["beam"]["beam_size"] == 2
 
-    # an existing run is not overwritten by accident
-    assert _train(mt_dir, out, "--epochs", "1") == 2
-    assert "--resume" in capsys.readouterr().err
+    # the same command again leaves the finished run alone
+    capsys.readouterr()
+    before = (out / "training.json").read_bytes()
+    assert _train(mt_dir, out, "--epochs", "1") == 0
+    assert "already holds this finished run; pass --overwrite" in capsys.readouterr().err
+    assert (out / "training.json").read_bytes() == before
 
-    # resuming continues where the checkpoint left off
-    assert _train(mt_dir, out, "--epochs", "2", "--resume") == 0
+    # more epochs continue where the checkpoint left off, without --resume
+    assert _train(mt_dir, out, "--epochs", "2") == 0
+    assert "resuming" in capsys.readouterr().err
     metrics = json.loads((out / "training.json").read_text())
     assert [h["epoch"] for h in metrics["history"]] == [1, 2]
-    assert len(metrics["commands"]) == 2 and metrics["commands"][1].endswith("--resume --no-progress")
+    assert len(metrics["commands"]) == 2 and metrics["commands"][1].endswith("--epochs 2 --threads 1 --no-progress")
     assert metrics["command"].startswith("onnxpress train translator --data ")
 
     model, (src_tok, tgt_tok), cfg = load_translator(out)
@@ -67,9 +71,41 @@ def test_bad_input_is_a_one_line_error(mt_dir: Path, tmp_path: Path, capsys):
     (mt_dir / "train.en").write_text("too short\n")
     assert _train(mt_dir, tmp_path / "a") == 2
     assert "differ in length" in capsys.readouterr().err
-    assert _train(mt_dir, tmp_path / "b", "--resume") == 2
-    assert "nothing to resume" in capsys.readouterr().err
     assert main(["train", "translator", "--data", str(mt_dir), "--src", "xx", "--out", str(tmp_path / "c")]) == 2
     assert "unknown language code 'xx'" in capsys.readouterr().err
     assert main(["attention-plot", "Hallo", "--model", str(tmp_path / "missing")]) == 2
     assert "not a trained translator" in capsys.readouterr().err
+
+
+def test_a_different_run_is_refused_unless_overwrite(mt_dir: Path, tmp_path: Path, capsys):
+    out = tmp_path / "mt"
+    assert _train(mt_dir, out, "--resume") == 0  # --resume: accepted, a no-op kept for old scripts
+    capsys.readouterr()
+    assert _train(mt_dir, out, "--lr", "0.01") == 2
+    assert "holds a different run (lr: 0.003 -> 0.01)" in capsys.readouterr().err
+    assert json.loads((out / "training.json").read_text())["settings"]["lr"] == 0.003
+
+    assert _train(mt_dir, out, "--lr", "0.01", "--force") == 0  # --force: the old name of --overwrite
+    metrics = json.loads((out / "training.json").read_text())
+    assert metrics["settings"]["lr"] == 0.01 and len(metrics["commands"]) == 1
+
+
+def test_a_folder_of_other_files_is_refused(mt_dir: Path, tmp_path: Path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert _train(mt_dir, out) == 2
+    assert "not empty and holds no translator run" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_old_flag_spellings_are_hidden_aliases():
+    from onnxpress.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["attention-plot", "x", "--beam", "3"]).beam_size == 3
+    assert parser.parse_args(["attention-plot", "x"]).beam_size == 5
+    assert parser.parse_args(["train", "classifier", "--force"]).overwrite is True
+    assert parser.parse_args(["train", "translator", "--force"]).overwrite is True
+    help_text = parser._subparsers._group_actions[0].choices["attention-plot"].format_help()
+    assert "--beam-size" in help_text and "--beam " not in help_text
