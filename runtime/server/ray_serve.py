@@ -1,0 +1,137 @@
+"""`onnxpress serve --ray-replicas N`: the server's FastAPI app as a Ray Serve deployment.
+
+Each replica is a Ray actor that loads the models and builds the same app as `onnxpress serve`
+(`create_app`: KServe v2 and JSON routes, limits, metrics, the dynamic batcher per model), so
+requests that Ray Serve routes to one replica are batched together there. Ray Serve's proxy
+listens on the host and port given and spreads requests over the replicas; each answer carries
+`X-Onnxpress-Replica` (the Serve replica id), and `/metrics` reports the replica that answered.
+A replica reserves `threads` CPUs, the intra-op threads of its sessions.
+"""
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from onnxpress.runtime.jobs.ray import require_ray
+from onnxpress.runtime.server.settings import ServerSettings
+
+APP_NAME = "onnxpress"
+REPLICA_HEADER = "x-onnxpress-replica"
+DEFAULT_MAX_ONGOING = 64  # requests a replica accepts at once: room for its batcher to batch them
+
+
+@dataclass(frozen=True)
+class ReplicaPlan:
+    """How many replicas (fixed, or Serve's `autoscaling_config`) and what each loads."""
+
+    models: list[tuple[str, str]]  # (name, artifact path), readable on every node
+    settings: ServerSettings
+    load_options: dict[str, Any] = field(default_factory=dict)  # Classifier/Translator.load keywords
+    replicas: int = 1
+    autoscaling: dict[str, Any] | None = None
+    max_ongoing_requests: int = DEFAULT_MAX_ONGOING
+
+    def deployment_options(self) -> dict[str, Any]:
+        threads = self.load_options.get("threads") or 1
+        options: dict[str, Any] = {"ray_actor_options": {"num_cpus": threads},
+                                   "max_ongoing_requests": self.max_ongoing_requests}
+        if self.autoscaling:
+            options["autoscaling_config"] = self.autoscaling
+        else:
+            options["num_replicas"] = self.replicas
+        return options
+
+
+def replica_app(plan: ReplicaPlan) -> Any:
+    """The server app of one replica: its models loaded here, each behind its own batcher."""
+    from onnxpress.runtime.batcher import BatcherConfig
+    from onnxpress.runtime.server.app import create_app
+    from onnxpress.runtime.server.metrics import Metrics
+    from onnxpress.runtime.server.models import Registry, load_model
+    from onnxpress.runtime.server.shutdown import Lifecycle
+    from onnxpress.runtime.server.state import ServerState
+
+    settings = plan.settings
+    metrics = Metrics()
+    config = BatcherConfig(max_queue_delay_ms=settings.max_queue_delay_ms, max_queue_size=settings.max_queue_size,
+                           timeout_s=settings.request_timeout_s)
+    models = [load_model(name, path, config, metrics.observer(name), **plan.load_options)
+              for name, path in plan.models]
+    return create_app(ServerState(Registry(models), settings, metrics, Lifecycle()))
+
+
+class _ReplicaHeader:
+    """ASGI middleware: names the replica that answered in every response."""
+
+    def __init__(self, app: Any, replica: str):
+        self.app, self.replica = app, replica.encode()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def send_named(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", [])) + [(REPLICA_HEADER.encode(), self.replica)]
+            await send(message)
+
+        await self.app(scope, receive, send_named if scope["type"] == "http" else send)
+
+
+def deployment(plan: ReplicaPlan) -> Any:
+    """The bound Ray Serve application for `plan` (pass it to `serve.run`)."""
+    require_ray()
+    from ray import serve
+
+    @serve.ingress()
+    class OnnxpressServer:
+        def __init__(self, plan: ReplicaPlan):
+            self.server_app = replica_app(plan)
+            replica = serve.get_replica_context().replica_id.unique_id
+            self.server_app.add_middleware(_ReplicaHeader, replica=replica)
+
+        def __serve_build_asgi_app__(self) -> Any:
+            return self.server_app
+
+    return serve.deployment(OnnxpressServer, name="server", **plan.deployment_options()).bind(plan)
+
+
+def free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def start(plan: ReplicaPlan) -> str:
+    """Deploy `plan` on the connected Ray (Serve's proxy on the settings' host and port; port 0:
+    a free one) and return its URL once every replica is up."""
+    require_ray()
+    from ray import serve
+
+    host = plan.settings.host
+    port = plan.settings.port or free_port(host)
+    serve.start(http_options={"host": host, "port": port})
+    serve.run(deployment(plan), name=APP_NAME, route_prefix="/", blocking=False)
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def serve_until_stopped(plan: ReplicaPlan, address: str | None, announce: Any = print) -> None:
+    """The CLI: deploy on Ray at `address` (None: a local Ray), announce the URL, serve until
+    SIGINT/SIGTERM, then delete the application and shut Serve and Ray down."""
+    from onnxpress.runtime.jobs.ray import ray_session
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with ray_session(address):
+        from ray import serve
+
+        url = start(plan)
+        count = f"autoscaling {plan.autoscaling}" if plan.autoscaling else f"{plan.replicas} replica(s)"
+        announce(f"onnxpress: serving {len(plan.models)} model(s) at {url} (Ray Serve, {count})")
+        try:
+            stop.wait()
+        finally:
+            serve.delete(APP_NAME)
+            serve.shutdown()
