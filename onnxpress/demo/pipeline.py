@@ -44,17 +44,18 @@ def classifier_steps(layout: DemoLayout, data: Sequence[str], test_csv: Path,
     ]
 
 
-def translator_steps(layout: DemoLayout, data: Sequence[str]) -> list[Step]:
-    """Train the demo-preset translator, export it, translate `EXAMPLE_SENTENCES`, plot one attention map."""
+def translator_steps(layout: DemoLayout, data: Sequence[str], preset: str = "demo",
+                     export_args: Sequence[str] = ()) -> list[Step]:
+    """Train the translator (`preset`), export it (gate options in `export_args`), translate
+    `EXAMPLE_SENTENCES`, plot the attention of the first one."""
     mt, artifact = layout.translator_run, layout.translator_artifact
     return [
-        Step("train-translator", "train a GRU + Bahdanau attention De->En model (demo preset, minutes)",
-             ["train", "translator", *data, "--preset", "demo", "--out", str(mt)],
-             (mt / "training.json",), f"check the Multi30k data (--data DIR); or delete {mt} to start over",
-             resume_argv=("--resume",) if (mt / "checkpoint.pt").exists() else ()),
+        Step("train-translator", f"train a GRU + Bahdanau attention De->En model ({preset} preset)",
+             ["train", "translator", *data, "--preset", preset, "--out", str(mt)],
+             (mt / "training.json",), f"check the Multi30k data (--data DIR); or delete {mt} to start over"),
         Step("export-translator", "export encoder + decoder-step ONNX (fp32, int8)",
              ["export", "translator", str(mt), "--out", str(artifact), "--variants", "fp32,int8", *data,
-              "--eval-rows", "200", "--overwrite"],
+              "--eval-rows", "200", "--overwrite", *export_args],
              (artifact / "manifest.json",), "if a variant was refused, its reason is above",
              needs=("train-translator",)),
         translate_step(layout),
@@ -70,7 +71,7 @@ def translate_step(layout: DemoLayout) -> Step:
     artifact = layout.translator_artifact
     return Step("translate", "translate with the torch-free runtime (beam 4)",
                 ["translate", str(artifact), "--input", str(layout.sentences_source),
-                 "--output", str(layout.sentences_output), "--beam", "4", "--overwrite", "--no-progress"],
+                 "--output", str(layout.sentences_output), "--beam-size", "4", "--overwrite", "--no-progress"],
                 (layout.sentences_output,), f"check that {artifact} has a servable variant",
                 needs=("export-translator",))
 

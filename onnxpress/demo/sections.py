@@ -146,11 +146,20 @@ def translator_section(layout: DemoLayout, commands: list[str]) -> Section | Non
     if not (layout.translator_artifact / "manifest.json").is_file():
         return None
     section = Section("5. The translator: GRU + Bahdanau attention, De->En", commands=commands)
+    training = layout.translator_run / "training.json"
+    if training.is_file():
+        metrics = json.loads(training.read_text())
+        test = metrics.get("test", {})
+        section.paragraphs.append(
+            f"Trained in {_f(metrics.get('train_minutes'), '.1f')} min: validation perplexity "
+            f"{_f(metrics.get('val_ppl'), '.2f')}, {test.get('split', 'test')} BLEU greedy "
+            f"{_f(test.get('greedy', {}).get('bleu'), '.2f')}"
+            + (f", beam {test['beam']['beam_size']} {test['beam']['bleu']:.2f}." if "beam" in test else "."))
     section.tables.append(variant_table(layout.translator_artifact))
     if layout.sentences_output.is_file():
         pairs = zip(layout.sentences_source.read_text(encoding="utf-8").splitlines(),
                     layout.sentences_output.read_text(encoding="utf-8").splitlines())
-        section.tables.append(Table(["German", "onnxpress int8, beam 4"], [[s, t] for s, t in pairs]))
+        section.tables.append(Table(["German", "onnxpress, beam 4"], [[s, t] for s, t in pairs]))
     if (layout.translator_bench / "results.json").is_file():
         results = load_results(layout.translator_bench)
         translation = results["translation"]
@@ -190,5 +199,5 @@ def next_commands(layout: DemoLayout) -> list[str]:
         f"onnxpress serve {clf}                    # HTTP server with a page, /metrics, Triton-style v2 API",
         f"onnxpress bench {clf} --checkpoint {layout.classifier_run} --out bench/   # the full comparison",
         f"onnxpress score {clf} my.csv --text-column text --out my.parquet",
-        f"onnxpress translate {layout.translator_artifact} --beam 4 < my.de > my.en",
+        f"onnxpress translate {layout.translator_artifact} --beam-size 4 < my.de > my.en",
     ]

@@ -33,7 +33,6 @@ class Step:
     outputs: tuple[Path, ...]  # all present (and the command unchanged): the step is reused
     fix: str  # what to try when it fails
     needs: tuple[str, ...] = ()  # steps whose outputs this one reads: when one of them runs, this one reruns
-    resume_argv: tuple[str, ...] = ()  # appended when continuing partial work; not part of the step's identity
 
     @property
     def command(self) -> str:
@@ -103,10 +102,10 @@ def run_step(step: Step, ledger: Ledger, ran: set[str]) -> StepRecord:
         print(f"\n=== {step.title}: reused ({step.command})", flush=True)
         record = StepRecord(step.name, step.title, step.command, "reused", float(done["seconds"]), done["finished"])
         return record
-    print(f"\n=== {step.title}\n$ {step.command} {shlex.join(step.resume_argv)}".rstrip(), flush=True)
+    print(f"\n=== {step.title}\n$ {step.command}", flush=True)
     ledger.forget(step.name)
     started = time.perf_counter()
-    status = _invoke(step.argv + list(step.resume_argv))
+    status = _invoke(step.argv)
     seconds = time.perf_counter() - started
     missing = [str(p) for p in step.outputs if not p.exists()]
     if status or missing:

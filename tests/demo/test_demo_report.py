@@ -1,8 +1,8 @@
-"""The demo chain on tiny models: real train/export/score/bench steps, then the report and how it renders.
+"""The demo chain on tiny models: the real steps, then the report and how it renders in a browser.
 
 A tiny BERT is fine-tuned for a few steps on an AG-News-shaped CSV, exported, scored and measured
-with the demo's quick-bench preset (tiny budgets); the translator part uses the legacy translator
-fixture (copied, read-only) for its variant table, translations and an attention heatmap.
+with the demo's quick-bench preset (tiny budgets); a translator is trained with the `tiny` preset on
+a Multi30k-shaped folder of 20 sentence pairs, exported, run, plotted and measured the same way.
 """
 from __future__ import annotations
 
@@ -16,28 +16,25 @@ import pytest
 
 from onnxpress.demo.layout import DemoLayout
 from onnxpress.demo.measure import QuickBench
-from onnxpress.demo.pipeline import (bench_steps, build_report, classifier_steps, translate_step,
+from onnxpress.demo.pipeline import (bench_steps, build_report, classifier_steps, translator_steps,
                                      write_example_sentences)
 from onnxpress.demo.steps import Ledger, run_step
 from onnxpress.errors import UserError
 from tiny_classifier import build_checkpoint, write_texts_csv
+from toy_translator import ENGLISH, GERMAN
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TINY_BENCH = QuickBench(peers=("torch",), batch_sizes=(1, 4), latency_budget_s=2.0, throughput_texts=48,
-                        throughput_budget_s=10.0)
+                        throughput_budget_s=10.0, sentences=8)
+# the toy translator is far too small for the BLEU gate: keep int8 servable so that it is measured
+TOY_GATE = ("--max-bleu-drop", "100", "--min-parity", "0", "--no-progress")
 
 
-def _attention_heatmap(artifact: Path, sentence: str, png: Path) -> None:
-    from onnxpress.runtime import Translator
-    from onnxpress.training.attention_plot import render_attention
-    from tokenizers import Tokenizer
-
-    tr = Translator.load(artifact, variant="fp32", device="cpu", threads=1)
-    out = tr.translate([sentence], beam_size=1, return_attention=True)[0]
-    source = Tokenizer.from_file(str(artifact / "source_tokenizer.json")).encode(sentence).tokens
-    attention = out.attention[:, :len(source)]
-    render_attention(source, out.tokens[:attention.shape[0]], attention, png, words=False)
+def _multi30k_shaped(folder: Path) -> None:
+    folder.mkdir(parents=True)
+    for split, rows in (("train", slice(None)), ("val", slice(0, 8)), ("test_2016_flickr", slice(8, None))):
+        (folder / f"{split}.de").write_text("\n".join(GERMAN[rows]) + "\n", encoding="utf-8")
+        (folder / f"{split}.en").write_text("\n".join(ENGLISH[rows]) + "\n", encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -48,17 +45,16 @@ def demo(tmp_path_factory):
     data = tmp / "data"
     write_texts_csv(data / "ag_news" / "train.csv", n=64, seed=1)
     test_csv = write_texts_csv(data / "ag_news" / "test.csv", n=64, seed=2)
+    _multi30k_shaped(data / "translation" / "multi30k")
     layout = DemoLayout(tmp / "demo")
     recipe = ("--base-model", str(base), "--steps", "8", "--report-every", "2", "--max-length", "32",
               "--lr", "1e-3", "--threads", "1", "--no-progress")
-    steps = classifier_steps(layout, ["--data", str(data)], test_csv, recipe)
-    steps += bench_steps(layout, TINY_BENCH, test_csv, threads=1, translator_data=None)
-    shutil.copytree(FIXTURES / "legacy_translator", layout.translator_artifact)
     write_example_sentences(layout)
-    steps.append(translate_step(layout))
+    steps = classifier_steps(layout, ["--data", str(data)], test_csv, recipe)
+    steps += translator_steps(layout, ["--data", str(data)], preset="tiny", export_args=TOY_GATE)
+    steps += bench_steps(layout, TINY_BENCH, test_csv, threads=1, translator_data=str(data))
     ledger, ran = Ledger(layout.root), set()
     records = [run_step(step, ledger, ran) for step in steps]
-    _attention_heatmap(layout.translator_artifact, "Ein Mann fährt Fahrrad.", layout.attention_png)
     return layout, steps, records, build_report(layout, test_csv, records)
 
 
@@ -71,7 +67,7 @@ def test_every_step_ran_and_a_rerun_reuses_them(demo):
     assert ran == set()
 
 
-def test_a_rebuilt_input_reruns_the_steps_that_need_it(demo, tmp_path):
+def test_a_rebuilt_input_reruns_the_steps_that_need_it(demo):
     layout, steps, _, _ = demo
     score = next(s for s in steps if s.name == "score")
     assert run_step(score, Ledger(layout.root), {"export-classifier"}).status == "ran"
@@ -92,10 +88,15 @@ def test_markdown_report_has_every_figure_table_and_command(demo):
     text = paths["markdown"].read_text()
     for title in ("Training", "Export", "Batch scoring", "Speed and memory", "translator", "steps of this demo"):
         assert title in text
+    # the translator: int8 against the PyTorch reference decoder, greedy and beam 4
+    for search in ("beam1", "beam4"):
+        assert re.search(rf"\| {search} \| pytorch \| [\d.]+ \| 1\.00 \|", text)
+        assert re.search(rf"\| {search} \| onnxpress-int8 \| [\d.]+ \| [\d.]+ \|", text)
     # the comparison table: the PyTorch reference and onnxpress int8, measured side by side
     assert re.search(r"\| torch-eager-fp32 \| [\d.]+ \| 1\.00 \|", text)
     assert re.search(r"\| onnxpress-int8 \| [\d.]+ \| [\d.]+ \|", text)
-    for figure in ("training_curve.png", "confusion_matrix.png", "speed_memory.png", "attention.png"):
+    for figure in ("training_curve.png", "confusion_matrix.png", "speed_memory.png", "throughput_vs_beam.png",
+                   "attention.png"):
         assert f"(report_figures/{figure})" in text
         assert (layout.figures / figure).read_bytes().startswith(PNG_MAGIC)
     for step in steps:  # every command, verbatim, as the user would type it
@@ -108,7 +109,7 @@ def test_html_report_is_self_contained(demo):
     _, _, _, paths = demo
     page = paths["html"].read_text()
     sources = re.findall(r"<img src=\"([^\"]+)\"", page)
-    assert len(sources) == 4
+    assert len(sources) == 5
     for src in sources:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1]).startswith(PNG_MAGIC)
@@ -145,7 +146,7 @@ def test_html_report_renders_every_image_in_a_browser(demo):
         driver.save_screenshot(str(shot))
     finally:
         driver.quit()
-    assert len(widths) == 4 and all(w > 0 for w in widths), widths
+    assert len(widths) == 5 and all(w > 0 for w in widths), widths
     assert shot.read_bytes().startswith(PNG_MAGIC)
     keep = os.environ.get("ONNXPRESS_TEST_ARTIFACTS")
     if keep:
