@@ -77,8 +77,9 @@ def test_poisson_arrivals_are_bounded_and_at_rate():
 def test_sweep_finds_the_knee(server):
     url, seen = server
     body = loadgen.json_body(["a text", "another one"], per_request=2)
+    # a p99 limit far above the 20 ms service time: a busy shared machine must not move the knee
     result = loadgen.sweep(url, [5, 10, 200], body, max_requests=60, max_seconds=1.5, pause_s=0.2,
-                           max_in_flight=64, timeout_s=10)
+                           max_in_flight=64, timeout_s=10, knee_p99_ms=400)
     points = result["points"]
     assert [p["offered_rps"] for p in points] == [5, 10, 200]
     low = points[0]
@@ -106,3 +107,28 @@ def test_errors_are_counted_not_raised():
                              max_seconds=1.0, timeout_s=2)
     assert point.sent == 5 and point.completed == 0 and point.errors == 5
     assert loadgen.find_knee([point])["knee_rps"] == 50
+
+
+def test_closed_loop_reaches_the_capacity_and_counts_its_own_cpu(server):
+    url, seen = server
+    point = loadgen.run_closed(url, 4, loadgen.json_body(["a"]), max_seconds=1.0, timeout_s=10)
+    assert point.errors == 0 and point.completed == point.sent > 10
+    # one request at a time, 20 ms each: 4 clients cannot beat ~50/s
+    assert 20 < point.achieved_rps < 60
+    assert point.latency["p50_ms"] > SERVICE_S * 1e3  # clients queue behind each other
+    assert 0 <= point.client_cpu_share < 1
+
+
+def test_knee_is_the_first_rate_with_p99_over_the_limit():
+    def point(rate, p99):
+        return loadgen.LoadPoint(offered_rps=rate, scheduled=100, sent=100, completed=100, errors=0, skipped=0,
+                                 duration_s=100 / rate, achieved_rps=rate, latency={"p99_ms": p99})
+
+    knee = loadgen.find_knee([point(10, 5.0), point(20, 60.0), point(40, 130.0)])
+    assert knee["knee_rps"] == 40 and knee["max_sustained_rps"] == 20 and "100 ms" in knee["reason"]
+    assert loadgen.find_knee([point(10, 5.0), point(20, 60.0)], p99_ms=50)["knee_rps"] == 20
+
+
+def test_v2_body_is_a_bytes_tensor():
+    body = json.loads(loadgen.v2_body(["a", "b", "c"], per_request=2)(1))
+    assert body == {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": ["c", "a"]}]}
