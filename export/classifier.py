@@ -198,6 +198,7 @@ class ClassifierConverter(Converter[Any]):
         )
 
     def _validate(self, model: Any, staging: Path, manifest: Manifest) -> dict[str, Any]:
+        self.rows = []
         ref = self._reference(model)
         self._probe_parity(ref)
         manifest.extra["reference"] = {"framework": "pytorch", "accuracy": ref.accuracy,
