@@ -62,9 +62,12 @@ class Report:
 
 # -- Markdown ---------------------------------------------------------------------------------
 
+def _md_row(cells: list[str]) -> str:
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+
 def _md_table(table: Table) -> list[str]:
-    lines = ["| " + " | ".join(table.header) + " |", "|" + "|".join("---" for _ in table.header) + "|"]
-    return lines + ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in table.rows]
+    return [_md_row(table.header), "|" + "|".join("---" for _ in table.header) + "|"] + [_md_row(r) for r in table.rows]
 
 
 def to_markdown(report: Report, figure_names: dict[Path, str]) -> str:
@@ -119,7 +122,7 @@ def to_html(report: Report) -> str:
             parts.append(f"<figure><img src=\"{data_uri(figure.path)}\" alt=\"{caption}\">"
                          f"<figcaption>{caption}</figcaption></figure>")
         if section.commands:
-            commands = html.escape("\n".join(section.commands))
+            commands = html.escape("\n".join(section.commands), quote=False)
             parts.append(f"<p>{html.escape(section.commands_label)}</p><pre><code>{commands}</code></pre>")
         parts.append("</section>")
     parts.append("</body></html>")
