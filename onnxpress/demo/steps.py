@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -89,7 +88,7 @@ def _invoke(argv: list[str]) -> int:
         return main(argv)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
-    except Exception:  # an unexpected bug: keep its traceback for the report, then name the step
+    except Exception:  # a bug, not a user mistake: show its traceback, then the step and fix
         traceback.print_exc()
         return 1
 
@@ -100,8 +99,7 @@ def run_step(step: Step, ledger: Ledger, ran: set[str]) -> StepRecord:
     done = None if ran.intersection(step.needs) else ledger.finished(step)
     if done:
         print(f"\n=== {step.title}: reused ({step.command})", flush=True)
-        record = StepRecord(step.name, step.title, step.command, "reused", float(done["seconds"]), done["finished"])
-        return record
+        return StepRecord(step.name, step.title, step.command, "reused", float(done["seconds"]), done["finished"])
     print(f"\n=== {step.title}\n$ {step.command}", flush=True)
     ledger.forget(step.name)
     started = time.perf_counter()
@@ -112,7 +110,7 @@ def run_step(step: Step, ledger: Ledger, ran: set[str]) -> StepRecord:
         why = f"exit status {status}" if status else f"it did not write {', '.join(missing)}"
         raise UserError(f"demo step '{step.name}' failed ({why}; its message is above). Fix: {step.fix}; "
                         "then rerun `make demo`: finished steps are reused")
-    print(f"--- {step.title}: done in {seconds:.0f} s", file=sys.stdout, flush=True)
+    print(f"--- {step.title}: done in {seconds:.0f} s", flush=True)
     record = StepRecord(step.name, step.title, step.command, "ran", round(seconds, 1),
                         datetime.now(timezone.utc).isoformat(timespec="seconds"))
     ledger.record(record)
