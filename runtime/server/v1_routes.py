@@ -8,7 +8,8 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from onnxpress.runtime.server.inputs import check_beam_size, check_texts
-from onnxpress.runtime.server.state import state_of
+from onnxpress.runtime.server.models import ServedModel
+from onnxpress.runtime.server.state import ServerState, state_of
 
 router = APIRouter(prefix="/v1", tags=["JSON API"])
 
@@ -63,11 +64,7 @@ def models(request: Request) -> list[ModelInfo]:
 
 @router.post("/classify")
 async def classify(request: Request, body: ClassifyRequest) -> ClassifyResponse:
-    state = state_of(request)
-    served = state.registry.only("classifier", body.model)
-    request.state.model = served.name
-    start = time.perf_counter()
-    texts = check_texts(body.texts, state.settings.limits)
+    state, served, texts, start = _begin(request, "classifier", body.model, body.texts)
     probs = await served.run(texts, state.settings.request_timeout_s)
     labels = served.model.labels
     results = [LabelScore(label=labels[int(row.argmax())], score=float(row.max()),
@@ -78,17 +75,22 @@ async def classify(request: Request, body: ClassifyRequest) -> ClassifyResponse:
 
 @router.post("/translate")
 async def translate(request: Request, body: TranslateRequest) -> TranslateResponse:
-    state = state_of(request)
-    served = state.registry.only("translator", body.model)
-    request.state.model = served.name
-    start = time.perf_counter()
-    texts = check_texts(body.texts, state.settings.limits)
+    state, served, texts, start = _begin(request, "translator", body.model, body.texts)
     beam = check_beam_size(body.beam_size, state.settings.limits)
     out = await served.run(texts, state.settings.request_timeout_s, beam_size=beam,
                            return_attention=body.return_attention)
     translations = [_translation(t, body.return_attention) for t in out]
     state.observe_success(served.name, time.perf_counter() - start)
     return TranslateResponse(model=served.name, translations=translations)
+
+
+def _begin(request: Request, kind: str, name: str | None,
+           texts: list[str]) -> tuple[ServerState, ServedModel, list[str], float]:
+    """The state, the model (named on the request for the failure metrics), checked texts, the start time."""
+    state = state_of(request)
+    served = state.registry.only(kind, name)
+    request.state.model = served.name
+    return state, served, check_texts(texts, state.settings.limits), time.perf_counter()
 
 
 def _translation(t: Any, attention: bool) -> TranslationOut:

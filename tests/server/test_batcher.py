@@ -32,6 +32,15 @@ class Gate:
         self.stats.computed(seconds, requests, rows)
 
 
+def held_batcher(clf, **config):
+    """A batcher whose worker is held inside its first request (`TEXTS[0]`) until `gate.release` is set."""
+    gate = Gate()
+    batcher = Batcher(clf, BatcherConfig(max_queue_delay_ms=0, **config), observer=gate)
+    first = batcher.submit([TEXTS[0]])
+    assert gate.entered.wait(10)
+    return gate, batcher, first
+
+
 def test_concurrent_callers_are_merged_and_get_their_own_results(offline):
     clf, _ = offline
     texts = [TEXTS[i % len(TEXTS)] + " new" * (i % 5) for i in range(96)]
@@ -62,10 +71,7 @@ def test_empty_and_invalid_input(offline):
 
 def test_full_queue_refuses_at_once_and_accepted_requests_complete(offline):
     clf, _ = offline
-    gate = Gate()
-    batcher = Batcher(clf, BatcherConfig(max_queue_delay_ms=0, max_queue_size=2), observer=gate)
-    first = batcher.submit([TEXTS[0]])
-    assert gate.entered.wait(10)  # the worker holds `first`; the queue is empty again
+    gate, batcher, first = held_batcher(clf, max_queue_size=2)  # the queue is empty again
     queued = [batcher.submit([TEXTS[1]]), batcher.submit([TEXTS[2]])]
     start = time.monotonic()
     with pytest.raises(Overloaded):
@@ -79,10 +85,7 @@ def test_full_queue_refuses_at_once_and_accepted_requests_complete(offline):
 
 def test_deadline_fails_queued_requests_without_computing_them(offline):
     clf, _ = offline
-    gate = Gate()
-    batcher = Batcher(clf, BatcherConfig(max_queue_delay_ms=0), observer=gate)
-    first = batcher.submit([TEXTS[0]])
-    assert gate.entered.wait(10)
+    gate, batcher, first = held_batcher(clf)
     late = batcher.submit([TEXTS[1]], timeout_s=0.05)
     on_time = batcher.submit([TEXTS[2]], timeout_s=30)
     time.sleep(0.1)
@@ -108,10 +111,7 @@ def test_close_drains_accepted_requests_then_refuses(offline):
 
 def test_close_without_drain_fails_queued_requests(offline):
     clf, _ = offline
-    gate = Gate()
-    batcher = Batcher(clf, BatcherConfig(max_queue_delay_ms=0), observer=gate)
-    first = batcher.submit([TEXTS[0]])
-    assert gate.entered.wait(10)
+    gate, batcher, first = held_batcher(clf)
     queued = batcher.submit([TEXTS[1]])
     threading.Timer(0.1, gate.release.set).start()
     batcher.close(drain=False)
