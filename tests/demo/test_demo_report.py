@@ -23,6 +23,7 @@ from onnxpress.errors import UserError
 from tiny_classifier import build_checkpoint, write_texts_csv
 from toy_translator import ENGLISH, GERMAN
 
+REPO = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TINY_BENCH = QuickBench(peers=("torch",), batch_sizes=(1, 4), latency_budget_s=2.0, throughput_texts=48,
                         throughput_budget_s=10.0, sentences=8)
@@ -133,22 +134,36 @@ def _chrome():
         pytest.skip(f"headless chromium did not start: {str(exc).splitlines()[0]}")
 
 
-def test_html_report_renders_every_image_in_a_browser(demo):
-    _, _, _, paths = demo
+def render_in_browser(page: Path, screenshot: Path) -> list[int]:
+    """Open `page` in headless chromium, save a full-page screenshot; the naturalWidth of every <img>."""
     driver = _chrome()
     try:
-        driver.get(paths["html"].resolve().as_uri())
+        driver.get(page.resolve().as_uri())
         widths = driver.execute_script(
             "return Array.from(document.images).map(i => i.complete ? i.naturalWidth : 0);")
         height = driver.execute_script("return document.body.scrollHeight;")
         driver.set_window_size(1200, min(int(height), 12000))
-        shot = paths["html"].parent / "REPORT.png"
-        driver.save_screenshot(str(shot))
+        driver.save_screenshot(str(screenshot))
     finally:
         driver.quit()
-    assert len(widths) == 5 and all(w > 0 for w in widths), widths
-    assert shot.read_bytes().startswith(PNG_MAGIC)
+    assert screenshot.read_bytes().startswith(PNG_MAGIC)
     keep = os.environ.get("ONNXPRESS_TEST_ARTIFACTS")
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shot, Path(keep) / "demo-REPORT.png")
+        shutil.copyfile(screenshot, Path(keep) / screenshot.name)
+    return widths
+
+
+def test_html_report_renders_every_image_in_a_browser(demo):
+    _, _, _, paths = demo
+    widths = render_in_browser(paths["html"], paths["html"].parent / "tiny-demo-REPORT.png")
+    assert len(widths) == 5 and all(w > 0 for w in widths), widths
+
+
+def test_the_report_make_demo_wrote_renders_every_image(tmp_path):
+    """After `make demo`, `make test` checks the real demo/REPORT.html the same way."""
+    page = REPO / "demo" / "REPORT.html"
+    if not page.is_file():
+        pytest.skip(f"no {page.relative_to(REPO)}: run `make demo` first")
+    widths = render_in_browser(page, tmp_path / "demo-REPORT.png")
+    assert widths and all(w > 0 for w in widths), widths
