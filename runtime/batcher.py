@@ -52,7 +52,7 @@ class Closed(BatcherError):
 class BatcherConfig:
     """Queueing policy. Batch sizes come from the model's own `budget` (the offline token budget)."""
 
-    max_queue_delay_ms: float = 2.0  # how long the oldest request waits for others to join it
+    max_queue_delay_ms: float = 1.0  # how long the oldest request waits for others to join it
     max_queue_size: int = 256  # queued requests (not texts) before `Overloaded`
     timeout_s: float | None = None  # default per-request deadline, from submission
 

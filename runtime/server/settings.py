@@ -24,7 +24,7 @@ class ServerSettings:
     api_key: str | None = None
     limits: Limits = Limits()
     request_timeout_s: float = 30.0  # end-to-end deadline of one request
-    max_queue_delay_ms: float = 2.0
+    max_queue_delay_ms: float = 1.0
     max_queue_size: int = 256  # queued requests per model
     shutdown_grace_s: float = 0.0  # after SIGTERM: seconds of not-ready before the listener closes
 
