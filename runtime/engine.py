@@ -46,7 +46,6 @@ class EngineConfig:
     session_config: dict[str, str] | None = None  # extra SessionOptions config entries
     trt_options: dict[str, str] | None = None  # full TensorRT options (see runtime/tensorrt.py)
     variant: str = ""  # named in error messages
-    run_config: dict[str, str] | None = None  # RunOptions config entries for every run
 
 
 class Engine:
@@ -114,13 +113,11 @@ class Engine:
             return None  # this ORT cannot tell; a failed capture at run time says so
         return "; ".join(capture_blockers(nodes)) or None
 
-    def _make_run_options(self) -> Any:
+    @staticmethod
+    def _make_run_options() -> Any:
         import onnxruntime as ort
 
-        options = ort.RunOptions()
-        for key, value in (self.config.run_config or {}).items():
-            options.add_run_config_entry(key, str(value))
-        return options
+        return ort.RunOptions()
 
     # -- public ------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
@@ -137,7 +134,6 @@ class Engine:
             "cuda_graphs": self.cuda_graphs,
             "cuda_graphs_fallback": self.graph_fallback,
             "session_config": dict(self.config.session_config or {}),
-            "run_config": dict(self.config.run_config or {}),
             "disabled_optimizers": disabled_optimizers(self.providers),
         }
 

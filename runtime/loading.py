@@ -22,11 +22,6 @@ from onnxpress.runtime.tensorrt import model_cache_dir, profile_shapes, tensorrt
 from onnxpress.runtime.token_budget import TokenBudget
 from onnxpress.runtime.variants import choose
 
-# Gives the CPU arena's memory back after each run: with many (batch, length) shapes the arena
-# otherwise keeps its high-water mark per shape class (see benchmarks/README.md, "Memory soak").
-CPU_ARENA_SHRINK = {"memory.enable_memory_arena_shrinkage": "cpu:0"}
-
-
 @dataclass(frozen=True)
 class OpenedVariant:
     """A variant ready to serve: its spec, the device, and its verified model files by role."""
@@ -91,7 +86,11 @@ def engine_config(opened: OpenedVariant, threads: int | None, *, role: str = "mo
                   session_config: dict[str, str] | None = None, budget: TokenBudget | None = None,
                   profile_inputs: Sequence[TensorSpec] = ()) -> EngineConfig:
     """Engine settings for one model of `opened`: TensorRT options from its precision and caches,
-    optimization profiles from the token budget, CPU arena shrinkage."""
+    optimization profiles from the token budget.
+
+    The CPU arena is kept and never shrunk: the token budget bounds every tensor, and shrinking
+    after each run grows RSS through malloc fragmentation instead (benchmarks/README.md, "Memory soak").
+    """
     device, spec = opened.device, opened.spec
     trt = None
     if device == "tensorrt":
@@ -101,5 +100,4 @@ def engine_config(opened: OpenedVariant, threads: int | None, *, role: str = "mo
     return EngineConfig(
         device=device, threads=threads, io_binding=io_binding, cuda_graphs=cuda_graphs, mem_arena=mem_arena,
         fp16=spec.precision == "fp16", session_config=session_config, trt_options=trt, variant=opened.name,
-        run_config=dict(CPU_ARENA_SHRINK) if mem_arena else None,
     )
