@@ -76,8 +76,8 @@ class Gate:
         finally:
             access_log.info(json.dumps({
                 "ts": round(time.time(), 3), "request_id": request_id, "method": scope["method"], "path": path,
-                "status": status[0], "ms": round((time.perf_counter() - start) * 1e3, 2),
-                "client": (scope.get("client") or ("", 0))[0]}))
+                "model": scope["state"].get("model"), "status": status[0],
+                "ms": round((time.perf_counter() - start) * 1e3, 2), "client": (scope.get("client") or ("", 0))[0]}))
 
     def _refusal(self, path: str, headers: dict[str, str]) -> Response | None:
         settings = self.state.settings

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -86,6 +87,11 @@ def test_request_ids_are_kept_or_made(server):
     assert headers["x-request-id"] == "abc-123"
     _, headers, _ = client.request("GET", "/v2/health/live", headers={"X-Request-ID": "bad id\twith junk"})
     assert len(headers["x-request-id"]) == 32
+    status, _, _ = client.request("POST", "/v1/classify", {"texts": TEXTS[:1]}, headers={"X-Request-ID": "log-me"})
+    assert status == 200
+    time.sleep(0.2)  # the access log line follows the response
+    lines = [json.loads(line) for line in server.log if '"log-me"' in line]
+    assert lines and lines[0]["path"] == "/v1/classify" and lines[0]["model"] == "clf" and lines[0]["status"] == 200
 
 
 def test_schema_fuzzing_yields_no_5xx(server):
