@@ -28,10 +28,12 @@ from onnxpress.export.classifier_validation import (
     torch_logits,
 )
 from onnxpress.export.classifier_variants import (
+    CALIBRATED,
     VARIANTS,
     Attempt,
     SourceGraphs,
     ladder,
+    needs_calibration,
     static_calibration_feeds,
     variant_record,
 )
@@ -45,6 +47,8 @@ PROBE_ROWS = 256  # parity probe of the graphs other variants are built from
 
 @dataclass
 class ExportOptions:
+    """Settings of the classifier export; `onnxpress export classifier` fills them by flag dest."""
+
     variants: Sequence[str] = ("fp32", "int8")
     opset: int = 17
     max_accuracy_drop: float = 0.5  # percentage points vs. the PyTorch checkpoint
@@ -134,8 +138,8 @@ class ClassifierConverter(Converter[Any]):
                             f"{len(labels)} labels)")
         if labels.min() < 0 or labels.max() >= len(info.labels):
             raise UserError(f"evaluation labels must be indices 0..{len(info.labels) - 1} of the model's labels")
-        if "int8-static" in self.variants and len(self.calibration_texts) == 0:
-            raise UserError("int8-static needs calibration texts")
+        if needs_calibration(self.variants) and len(self.calibration_texts) == 0:
+            raise UserError(f"{', '.join(v for v in self.variants if v in CALIBRATED)} need(s) calibration texts")
 
     def _load(self) -> Any:
         import torch
@@ -204,7 +208,7 @@ class ClassifierConverter(Converter[Any]):
         manifest.extra["reference"] = {"framework": "pytorch", "accuracy": ref.accuracy,
                                        "eval_rows": int(len(self.labels)), **self.data_description}
         feeds = []
-        if "int8-static" in self.variants:
+        if needs_calibration(self.variants):
             feeds = static_calibration_feeds(self.calibration_texts, self.tokenizer, self.info, self.input_names,
                                              self.opt.calibration_batch)
         for variant in self.variants:

@@ -37,6 +37,8 @@ MAX_LENGTH_OFFSET = 10
 
 @dataclass
 class ExportOptions:
+    """Settings of the translator export; `onnxpress export translator` fills them by flag dest."""
+
     variants: Sequence[str] = VARIANTS
     max_bleu_drop: float = 0.5
     min_greedy_parity: float = 0.99
