@@ -111,6 +111,7 @@ def build_report(layout: DemoLayout, test_csv: Path, records: list[StepRecord]) 
 
     layout.figures.mkdir(parents=True, exist_ok=True)
     built = [
+        sections.summary_section(layout),
         sections.training_section(layout, cmds("train-classifier")),
         sections.export_section(layout, cmds("export-classifier")),
         sections.scoring_section(layout, test_csv, cmds("score")),

@@ -24,12 +24,43 @@ def _pct(value: Any) -> str:
 
 
 def measured_on(results: dict[str, Any]) -> str:
-    """'2026-12-02 14:00 UTC on <cpu>, N usable CPUs ..., 2 threads' from a bench's environment."""
+    """'<UTC date> on <machine>; threads per contender: N', from a bench's results."""
     from onnxpress.benchmarks.report import machine_line
 
     env = results.get("environment", {})
     threads = results.get("config", {}).get("threads")
     return f"{env.get('date_utc', '?')} on {machine_line(env)}; threads per contender: {threads}"
+
+
+def summary_section(layout: DemoLayout) -> Section | None:
+    """The headline in words: onnxpress int8 against PyTorch eager on the same texts and threads."""
+    path = layout.classifier_bench / "results.json"
+    if not path.is_file():
+        return None
+    results = load_results(layout.classifier_bench)
+    rows = {r["contender"]: r for r in headline(results)}
+    reference = rows.get(results.get("reference", ""))
+    ours = rows.get("onnxpress-int8") or next((r for n, r in rows.items() if n.startswith("onnxpress")), None)
+    if not reference or not ours:
+        return None
+    sentences = [
+        f"On the same texts and threads, **{ours['contender']}** classified {_f(ours['texts_per_s'], '.0f')} "
+        f"texts/s, **{_f(ours['x_reference'], '.2f')}x** {reference['contender']} "
+        f"({_f(reference['texts_per_s'], '.0f')} texts/s), with accuracy {_pct(ours['accuracy'])} against "
+        f"{_pct(reference['accuracy'])}; a fresh process answered its first texts after "
+        f"{_f(ours['cold_start_s'], '.2f')} s instead of {_f(reference['cold_start_s'], '.2f')} s and peaked at "
+        f"{_f(ours['peak_rss_mib'], '.0f')} MiB instead of {_f(reference['peak_rss_mib'], '.0f')} MiB"
+        + (", without importing torch." if ours["imports_torch"] is False else ".")]
+    if (layout.translator_bench / "results.json").is_file():
+        runs = load_results(layout.translator_bench)["translation"]["runs"]
+        search = "beam4" if "beam4" in runs else next(iter(runs))
+        int8 = next((r for n, r in runs[search].items() if n.startswith("onnxpress")), None)
+        if int8:
+            sentences.append(f"The translator's int8 decoded {_f(int8['sentences_per_s'], '.0f')} sentences/s "
+                             f"({search.replace('beam', 'beam ')}), **{_f(int8['speedup_vs_pytorch'], '.2f')}x** "
+                             "the PyTorch reference decoder.")
+    sentences.append(f"Measured {measured_on(results)}; a short run, details and caveats in section 4.")
+    return Section("In one paragraph", [" ".join(sentences)])
 
 
 def training_section(layout: DemoLayout, commands: list[str]) -> Section | None:
@@ -48,7 +79,8 @@ def training_section(layout: DemoLayout, commands: list[str]) -> Section | None:
     if run.get("history"):
         curve = training_curve(run["history"], layout.figures / "training_curve.png",
                                f"{run.get('base_model')} on AG News, {run.get('pooling')} pooling")
-        section.figures.append(Figure(curve, "Training loss and accuracy of the last batches, by step"))
+        section.figures.append(Figure(curve, "Training loss and accuracy, each point the mean over the batches "
+                                             "since the previous one"))
     confusion = layout.classifier_run / "confusion_matrix.png"
     if confusion.is_file():
         section.figures.append(Figure(confusion, "Confusion matrix on the test split (rows: true class)"))

@@ -87,6 +87,7 @@ def test_a_failing_step_names_itself_and_the_fix(demo):
 def test_markdown_report_has_every_figure_table_and_command(demo):
     layout, steps, _, paths = demo
     text = paths["markdown"].read_text()
+    assert re.search(r"\*\*onnxpress-int8\*\* classified \d+ texts/s, \*\*[\d.]+x\*\* torch-eager-fp32", text)
     for title in ("Training", "Export", "Batch scoring", "Speed and memory", "translator", "steps of this demo"):
         assert title in text
     # the translator: int8 against the PyTorch reference decoder, greedy and beam 4
