@@ -75,24 +75,17 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import socket
 
-    from onnxpress.runtime.batcher import BatcherConfig
-    from onnxpress.runtime.server.app import create_app
-    from onnxpress.runtime.server.metrics import Metrics
-    from onnxpress.runtime.server.models import Registry, load_model, parse_model_args
-    from onnxpress.runtime.server.shutdown import GracefulServer, Lifecycle
-    from onnxpress.runtime.server.state import ServerState
+    from onnxpress.runtime.server.app import build_app
+    from onnxpress.runtime.server.models import parse_model_args
+    from onnxpress.runtime.server.shutdown import GracefulServer
 
     settings = settings_from(args)
     pairs = parse_model_args(args.artifacts, args.name)
     logging.basicConfig(level=args.log_level.upper(), format="%(message)s", stream=sys.stderr)
-    metrics = Metrics()
-    config = BatcherConfig(max_queue_delay_ms=settings.max_queue_delay_ms, max_queue_size=settings.max_queue_size,
-                           timeout_s=settings.request_timeout_s)
-    models = [load_model(name, path, config, metrics.observer(name), variant=args.variant, device=args.device,
-                         threads=args.threads, max_batch_tokens=args.max_batch_tokens,
-                         max_batch_size=args.max_batch_size) for name, path in pairs]
-    lifecycle = Lifecycle()
-    app = create_app(ServerState(Registry(models), settings, metrics, lifecycle))
+    app = build_app(pairs, settings, variant=args.variant, device=args.device, threads=args.threads,
+                    max_batch_tokens=args.max_batch_tokens, max_batch_size=args.max_batch_size)
+    state = app.state.server
+    models = list(state.registry.models.values())
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -110,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"onnxpress: serving {len(models)} model(s) at http://{shown}:{port}", file=sys.stderr, flush=True)
     uv_config = uvicorn.Config(app, log_config=None, access_log=False, log_level=args.log_level,
                                timeout_graceful_shutdown=max(settings.request_timeout_s, 1.0))
-    GracefulServer(uv_config, lifecycle, grace_s=settings.shutdown_grace_s).run(sockets=[sock])
+    GracefulServer(uv_config, state.lifecycle, grace_s=settings.shutdown_grace_s).run(sockets=[sock])
     return 0
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import os
 import re
 import time
 import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,7 +21,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from onnxpress import __version__
 from onnxpress.runtime.server import v1_routes, v2_routes
 from onnxpress.runtime.server.errors import ApiError, json_error
-from onnxpress.runtime.server.metrics import CONTENT_TYPE_LATEST
+from onnxpress.runtime.server.metrics import CONTENT_TYPE_LATEST, Metrics
+from onnxpress.runtime.server.settings import ServerSettings
+from onnxpress.runtime.server.shutdown import Lifecycle
 from onnxpress.runtime.server.state import ServerState, state_of
 
 PAGE = Path(__file__).with_name("page") / "index.html"
@@ -139,6 +142,20 @@ def create_app(state: ServerState) -> FastAPI:
 
     app.add_middleware(Gate, state=state)
     return app
+
+
+def build_app(models: Sequence[tuple[str, str | os.PathLike]], settings: ServerSettings,
+              **load_options: Any) -> FastAPI:
+    """Load `(name, artifact path)` pairs, each behind a batcher with `settings`' queue policy, and
+    return their app; its `state.server` (a ServerState) holds the models, metrics and lifecycle."""
+    from onnxpress.runtime.batcher import BatcherConfig
+    from onnxpress.runtime.server.models import Registry, load_model
+
+    metrics = Metrics()
+    config = BatcherConfig(max_queue_delay_ms=settings.max_queue_delay_ms, max_queue_size=settings.max_queue_size,
+                           timeout_s=settings.request_timeout_s)
+    loaded = [load_model(name, path, config, metrics.observer(name), **load_options) for name, path in models]
+    return create_app(ServerState(Registry(loaded), settings, metrics, Lifecycle()))
 
 
 def _describe(error: dict[str, Any]) -> str:
