@@ -25,7 +25,7 @@ h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2e
 table { border-collapse: collapse; margin: .8em 0; font-size: 13px; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; } th { background: #f3f3f3; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-figure { margin: 1em 0; } figure img { max-width: min(100%, 900px); border: 1px solid #eee; }
+figure { margin: 1em 0; } figure img { max-width: min(100%, 900px); max-height: 640px; border: 1px solid #eee; }
 figcaption { font-size: 13px; color: #555; }
 pre { background: #f6f8fa; padding: .6em .8em; white-space: pre-wrap; font-size: 12.5px; }
 code { background: #f6f8fa; padding: 0 .2em; }
