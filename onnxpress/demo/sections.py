@@ -51,6 +51,10 @@ def summary_section(layout: DemoLayout) -> Section | None:
         f"{_f(ours['cold_start_s'], '.2f')} s instead of {_f(reference['cold_start_s'], '.2f')} s and peaked at "
         f"{_f(ours['peak_rss_mib'], '.0f')} MiB instead of {_f(reference['peak_rss_mib'], '.0f')} MiB"
         + (", without importing torch." if ours["imports_torch"] is False else ".")]
+    best = (results.get("throughput") or {}).get("headline") or {}
+    if best.get("best_peer") and best["best_peer"] != reference["contender"]:
+        sentences.append(f"Against the fastest peer, {best['best_peer']}, {best.get('onnxpress')} ran "
+                         f"**{_f(best.get('x_vs_best_peer'), '.2f')}x** as fast.")
     if (layout.translator_bench / "results.json").is_file():
         runs = load_results(layout.translator_bench)["translation"]["runs"]
         search = "beam4" if "beam4" in runs else next(iter(runs))
