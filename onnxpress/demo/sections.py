@@ -162,8 +162,8 @@ def speed_section(layout: DemoLayout, commands: list[str]) -> Section | None:
     throughput = results.get("throughput") or {}
     section = Section("4. Speed and memory: PyTorch eager vs onnxpress (and the installed peers)", [
         f"Measured {when}, with the quick preset of `onnxpress bench`: the same "
-        f"{throughput.get('texts', '?')} test texts for every contender (tokenization included, each batching "
-        "its own way), end-to-end latency at batch 1 on random test texts, cold start and peak RSS in a fresh "
+        f"{throughput.get('texts', '?')} test texts for every contender (tokenization included, each on its best "
+        "batching), end-to-end latency at batch 1 on random test texts, cold start and peak RSS in a fresh "
         "process. "
         "A short run on a machine that may be busy: rerun the full `onnxpress bench` for figures to quote.",
         f"Full report with every cell and its spread: `{layout.classifier_bench / 'results.md'}`."],
