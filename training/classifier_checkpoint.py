@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from onnxpress.errors import UserError
-from onnxpress.runtime.durable import atomic_write_text
+from onnxpress.runtime.jobs.durable import atomic_write_text
 from onnxpress.training import run_dir
 from onnxpress.training.run_dir import PriorRun
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from onnxpress.runtime.durable import atomic_write_text
+from onnxpress.runtime.jobs.durable import atomic_write_text
 from onnxpress.training.classifier_checkpoint import RESULT_FILE
 from onnxpress.training.classifier_config import TrainConfig
 from onnxpress.training.metrics import save_confusion_matrix

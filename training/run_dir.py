@@ -3,7 +3,7 @@
 Both trainers follow one rule. A folder holding an unfinished run with the same recipe (the
 settings that shape the model) is resumed by itself; a finished one is left as it is; a different
 run, or files that are no run at all, are refused unless `overwrite` clears them first.
-Resumable state is written with `onnxpress.runtime.durable.atomic_write`, so a crash mid-save
+Resumable state is written with `onnxpress.runtime.jobs.durable.atomic_write`, so a crash mid-save
 leaves the previous checkpoint.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from onnxpress.errors import UserError
-from onnxpress.runtime.durable import atomic_write
+from onnxpress.runtime.jobs.durable import atomic_write
 
 Status = Literal["fresh", "resume", "done"]
 

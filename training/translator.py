@@ -24,10 +24,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from onnxpress.errors import UserError
-from onnxpress.runtime.durable import atomic_write, atomic_write_text
+from onnxpress.runtime.jobs.durable import atomic_write, atomic_write_text
 from onnxpress.training import multi30k, subword
 from onnxpress.training.bleu import corpus_bleu
 from onnxpress.training.decoding import translate

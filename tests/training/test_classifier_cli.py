@@ -80,3 +80,20 @@ def test_seed_recipe_reaches_088_on_the_full_test_set(tmp_path):
     result = json.loads((out / "training.json").read_text())
     assert result["metrics"]["n"] == 7600
     assert result["metrics"]["accuracy"] >= 0.88
+
+
+def test_cli_rerun_keeps_a_finished_run_and_overwrite_replaces_a_different_one(tiny_bert, ag_dir, tmp_path, capsys):
+    out = tmp_path / "clf"
+    argv = ["train", "classifier", "--base-model", str(tiny_bert), "--data", str(ag_dir), "--out", str(out),
+            "--steps", "2", "--max-length", "32", "--no-progress"]
+    assert main(argv) == 0
+    created = json.loads((out / "training.json").read_text())["created"]
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 0  # --resume: accepted, a no-op kept for old scripts
+    assert "already holds this run" in capsys.readouterr().err
+    assert json.loads((out / "training.json").read_text())["created"] == created
+
+    assert main([*argv, "--lr", "1e-3"]) == 2
+    assert "holds a different run (lr: 2e-05 -> 0.001)" in capsys.readouterr().err
+    assert main([*argv, "--lr", "1e-3", "--force"]) == 0  # --force: the old name of --overwrite
+    assert json.loads((out / "training.json").read_text())["recipe"]["lr"] == 1e-3
