@@ -285,6 +285,7 @@ def throughput_section(contenders: list[Contender], texts: TextSet, shared: Shar
         best = float(np.median(secs))
         row.update({"seconds": secs, "texts_per_s": n / best, "tokens_per_s": int(lengths.sum()) / best,
                     "round_texts_per_s": [n / s for s in secs], "peak_rss_mib": max(x["peak_rss_stream_mib"] for x in ok),
+                    "cold_start_s": float(np.median([x["cold_start_s"] for x in ok])),
                     "invariance": next((x["invariance"] for x in ok if "invariance" in x), None)})
         row["spread"] = harness.chunk_spread(row["round_texts_per_s"])
         msg = harness.warn_spread(f"throughput {c.name}", row["spread"])
@@ -303,6 +304,7 @@ def throughput_section(contenders: list[Contender], texts: TextSet, shared: Shar
                 row["roof_fraction"] = row["useful_gops"] / roof[c.precision]["gops"]
         out["contenders"].append(row)
     out["headline"] = headline(out["contenders"], contenders)
+    out["threads"] = {name: x["threads"] for name, rs in runs.items() for x in rs[:1] if "threads" in x}
     return out
 
 
@@ -464,19 +466,21 @@ def run_classifier_bench(cfg: BenchConfig) -> dict[str, Any]:
         log(f"latency: {len(cfg.modes)} mode(s) x {len(cfg.batch_sizes)} batch size(s), "
             f"~{cfg.latency_budget_s:.0f}s budget")
         latency = latency_section(contenders, pool, shared, cfg, dims, roof, reference, warnings_out)
+    checks["threads_after"] = {c.name: c.threads() for c in contenders}
+    harness.assert_equal_threads(checks["threads_after"], cfg.threads)
+    described = []
+    for c in contenders:  # free this process before the fresh-process sections
+        described.append({**c.describe(), "load_s": c.load_seconds})
+        c.close()
     throughput = None
     if cfg.throughput_texts != 0:
         subset = textset.head(cfg.throughput_texts)
-        log(f"throughput: {len(subset)} texts per contender")
+        log(f"throughput: {len(subset)} texts per contender, each in its own process")
         throughput = throughput_section(contenders, subset, shared, cfg, reference, label_map, warnings_out,
                                         dims, roof)
-    checks["threads_after"] = {c.name: c.threads() for c in contenders}
-    harness.assert_equal_threads(checks["threads_after"], cfg.threads)
+        checks["threads_isolated_runs"] = throughput.pop("threads")
+        harness.assert_equal_threads(checks["threads_isolated_runs"], cfg.threads)
     checks["threads_equal"] = True
-    described = []
-    for c in contenders:
-        described.append({**c.describe(), "load_s": c.load_seconds})
-        c.close()
     cold = None
     if cfg.cold_start:
         log("cold start: one fresh process per contender and run")

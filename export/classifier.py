@@ -28,10 +28,10 @@ from onnxpress.export.classifier_validation import (
     torch_logits,
 )
 from onnxpress.export.classifier_variants import (
-    CALIBRATED,
     VARIANTS,
     Attempt,
     SourceGraphs,
+    calibration_texts,
     ladder,
     needs_calibration,
     static_calibration_feeds,
@@ -138,8 +138,8 @@ class ClassifierConverter(Converter[Any]):
                             f"{len(labels)} labels)")
         if labels.min() < 0 or labels.max() >= len(info.labels):
             raise UserError(f"evaluation labels must be indices 0..{len(info.labels) - 1} of the model's labels")
-        if needs_calibration(self.variants) and len(self.calibration_texts) == 0:
-            raise UserError(f"{', '.join(v for v in self.variants if v in CALIBRATED)} need(s) calibration texts")
+        if "int8-static" in self.variants and len(self.calibration_texts) == 0:
+            raise UserError("int8-static needs calibration texts")
 
     def _load(self) -> Any:
         import torch
@@ -205,12 +205,13 @@ class ClassifierConverter(Converter[Any]):
         self.rows = []
         ref = self._reference(model)
         self._probe_parity(ref)
-        manifest.extra["reference"] = {"framework": "pytorch", "accuracy": ref.accuracy,
-                                       "eval_rows": int(len(self.labels)), **self.data_description}
         feeds = []
         if needs_calibration(self.variants):
-            feeds = static_calibration_feeds(self.calibration_texts, self.tokenizer, self.info, self.input_names,
+            texts = calibration_texts(self.calibration_texts, self.eval_texts, self.data_description)
+            feeds = static_calibration_feeds(texts, self.tokenizer, self.info, self.input_names,
                                              self.opt.calibration_batch)
+        manifest.extra["reference"] = {"framework": "pytorch", "accuracy": ref.accuracy,
+                                       "eval_rows": int(len(self.labels)), **self.data_description}
         for variant in self.variants:
             attempts = ladder(variant, self.graphs, self.work, self.opt, feeds)
             manifest.variants[variant] = self._climb(variant, attempts, ref, staging)

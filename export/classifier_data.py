@@ -82,11 +82,12 @@ def export_classifier_on_ag_news(checkpoint: str | Path, out: str | Path, option
                                  sample: AgNewsSample | None = None) -> ClassifierExportResult:
     """`export_classifier` evaluated (and calibrated) on AG News: what `onnxpress export classifier` runs."""
     from onnxpress.export.classifier import export_classifier, inspect_checkpoint, parse_variants
+    from onnxpress.export.classifier_variants import needs_calibration
 
     options.check()  # fail fast, before reading data
     info = inspect_checkpoint(checkpoint)
     data = ag_news_evaluation(sample or AgNewsSample(), info.labels,
-                              calibrate="int8-static" in parse_variants(options.variants))
+                              calibrate=needs_calibration(parse_variants(options.variants)))
     return export_classifier(checkpoint, out, eval_texts=data.texts, eval_labels=data.labels,
                              calibration_texts=data.calibration_texts, options=options,
                              data_description=data.description)

@@ -25,15 +25,37 @@ from onnxpress.runtime.artifact import Variant
 if TYPE_CHECKING:
     from onnxpress.export.classifier import ExportOptions
 
-VARIANTS = ("fp32", "int8", "int8-static", "fp16")
+VARIANTS = ("fp32", "int8", "int8-dynamic", "int8-static", "fp16")
 FILE_NAMES = {
     "fp32": "model.onnx",
     "int8": "model.int8.onnx",
+    "int8-dynamic": "model.int8-dynamic.onnx",
     "int8-static": "model.int8-static.onnx",
     "fp16": "model.fp16.onnx",
 }
-PRECISIONS = {"fp32": "fp32", "int8": "int8", "int8-static": "int8", "fp16": "fp16"}
-DEVICES = {"fp32": ["cpu", "cuda"], "int8": ["cpu"], "int8-static": ["cpu", "tensorrt"], "fp16": ["cuda"]}
+PRECISIONS = {"fp32": "fp32", "int8": "int8", "int8-dynamic": "int8", "int8-static": "int8", "fp16": "fp16"}
+DEVICES = {"fp32": ["cpu", "cuda"], "int8": ["cpu"], "int8-dynamic": ["cpu"], "int8-static": ["cpu", "tensorrt"],
+           "fp16": ["cuda"]}
+# "int8" (the runtime's CPU default) is static: calibrated activation scales make a text's result
+# independent of its batch neighbours; "int8-dynamic" keeps the run-time-scaled build.
+CALIBRATED = ("int8", "int8-static")
+
+
+FALLBACK_CALIBRATION_TEXTS = 128
+
+
+def needs_calibration(variants: Sequence[str]) -> bool:
+    return any(v in CALIBRATED for v in variants)
+
+
+def calibration_texts(given: Sequence[str], eval_texts: Sequence[str], description: dict[str, Any]) -> Sequence[str]:
+    """The calibration texts; callers that pass none (the default "int8" needs them) get the first
+    evaluation texts, which only set activation ranges, and `description` says so."""
+    if len(given):
+        return given
+    description["calibration"] = (f"first {min(FALLBACK_CALIBRATION_TEXTS, len(eval_texts))} evaluation texts "
+                                  "(no calibration texts given)")
+    return list(eval_texts[:FALLBACK_CALIBRATION_TEXTS])
 
 
 @dataclass
@@ -113,7 +135,7 @@ def ladder(
             method["checked_on"] = "CPUExecutionProvider (no GPU here: parity/accuracy measured on CPU, speed not)"
             return method
         add("fp16, fp32 IO", fp16)
-    elif variant == "int8":
+    elif variant == "int8-dynamic":
         ladder = [("per-channel", ()), ("per-channel, fp32 embeddings+head", ("embeddings", "head")),
                   ("per-channel, fp32 embeddings+head+layer 0", ("embeddings", "head", "first_layer"))]
         for name, groups in ladder:
@@ -123,10 +145,10 @@ def ladder(
                 method["excluded_groups"] = list(groups)
                 return _checked_quantized(p, method)
             add(name, dyn)
-    elif variant == "int8-static":
+    elif variant in CALIBRATED:
         first = opt.calibration_method.lower()
         methods = [first] + [m for m in ("minmax", "percentile", "entropy") if m != first]
-        act = opt.static_activations
+        act = q.CPU_STATIC_ACTIVATIONS if variant == "int8" else opt.static_activations
         # Symmetric int8 activations are what TensorRT consumes; asymmetric uint8 ones (U8S8, what
         # ORT advises for x86) halve the logit error on CPU but make the build CPU-only.
         ladder = [(m, m, act, ()) for m in methods]

@@ -32,6 +32,9 @@ CALIBRATION_METHODS = {
     "percentile": CalibrationMethod.Percentile,
 }
 _QUANT_TYPES = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
+# Static activations for CPU-only builds: asymmetric uint8 (U8S8), the operand order of MLAS's
+# VNNI and AMX integer GEMM kernels; symmetric int8 wastes half the range on post-GELU activations.
+CPU_STATIC_ACTIVATIONS = "uint8"
 
 
 class FeedsReader(CalibrationDataReader):

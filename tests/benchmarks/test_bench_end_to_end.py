@@ -50,6 +50,9 @@ def test_threads_asserted_and_labels_identical(bench_run):
     checks = results["checks"]
     assert checks["threads_equal"] is True
     assert {v["compute"] for v in checks["threads_after"].values()} == {1}
+    # and read back inside every fresh-process throughput run
+    assert set(checks["threads_isolated_runs"]) == {"torch-eager-fp32", "onnxpress-fp32"}
+    assert {v["compute"] for v in checks["threads_isolated_runs"].values()} == {1}
     # the checkpoint's HF tokenizer and the artifact's tokenizer produce the same ids
     assert checks["tokenization_identical"]["torch-eager-fp32"] == 1.0
 

@@ -94,11 +94,14 @@ def test_fp32_parity_and_fusion(artifact, tiny_checkpoint, eval_data):
 def test_quantized_and_fp16_structure(artifact):
     out, _ = artifact
     m = Artifact.open(out).manifest
-    int8_ops = count_ops(out / "model.int8.onnx")
-    assert int8_ops["QAttention"] == 2 and int8_ops["MatMulInteger"] > 0
-    assert m.variants["int8"].method["quantization"]["quantized_weight_nodes"] > 0
-    static_ops = count_ops(out / "model.int8-static.onnx")
-    assert static_ops["QuantizeLinear"] > 0 and static_ops["DequantizeLinear"] > 0
+    dynamic_ops = count_ops(out / "model.int8-dynamic.onnx")
+    assert dynamic_ops["QAttention"] == 2 and dynamic_ops["MatMulInteger"] > 0
+    assert m.variants["int8-dynamic"].method["quantization"]["quantized_weight_nodes"] > 0
+    for name in ("int8", "int8-static"):  # the CPU default is static (batch-invariant)
+        static_ops = count_ops(out / f"model.{name}.onnx")
+        assert static_ops["QuantizeLinear"] > 0 and static_ops["DequantizeLinear"] > 0
+        assert m.variants[name].method["kind"] == "static"
+    assert m.variants["int8"].method["activation_type"] == "uint8"
     fp16 = m.variants["fp16"].method["structure"]
     assert fp16["float16_initializers"] > 0 and fp16["float_initializers"] == fp16["float16_initializers"]
     assert set(fp16["inputs"].values()) == {"int64"} and fp16["outputs"] == {"logits": "float32"}
