@@ -76,6 +76,8 @@ class Engine:
         self.io_binding = config.device != "cpu" if config.io_binding is None else config.io_binding
         self._ort_device = "cpu" if config.device == "cpu" else "cuda"
         self._run_options = self._make_run_options()
+        if self.cuda_graphs:  # a run outside the buckets must not capture (graph id -1: never)
+            self._run_options.add_run_config_entry("gpu_graph_id", "-1")
         self._buckets: dict[tuple[int, ...], Bucket] = {}
         self._buckets_lock = threading.Lock()
         # ORT: no concurrent Run() on a session that replays CUDA graphs

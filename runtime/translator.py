@@ -28,6 +28,7 @@ from onnxpress.runtime.devices import Accelerators
 from onnxpress.runtime.engine import Engine
 from onnxpress.runtime.beam_search import Hypothesis, beam_search, greedy_search
 from onnxpress.runtime.loading import choose_for, engine_config, open_artifact, open_variant, token_budget
+from onnxpress.runtime.parallel_runs import ParallelRuns, decoder_parameters, split_threads
 from onnxpress.runtime.text_tokenizer import Encoded, TextTokenizer, check_texts
 
 TASK = "translation"
@@ -107,7 +108,7 @@ class Translator:
 
     def __init__(self, artifact: Artifact, variant: str, encoder: Engine, decoder: Engine,
                  source: TextTokenizer, target_path: str | os.PathLike, budget: TokenBudget,
-                 source_path: str | os.PathLike | None = None):
+                 source_path: str | os.PathLike | None = None, runs: ParallelRuns | None = None):
         from tokenizers import Tokenizer
 
         extra = artifact.manifest.extra
@@ -121,6 +122,7 @@ class Translator:
         self._source_path = source_path
         self._source_vocab: Tokenizer | None = None
         self.budget = budget
+        self.runs = runs or ParallelRuns(1)  # independent batches decoded side by side
         try:
             self.bos_id = int(extra["bos_id"])
             self.eos_id = int(extra["eos_id"])
@@ -158,7 +160,8 @@ class Translator:
         variant: "auto" or a name from the manifest (int8 on CPU, fp16 on CUDA by default);
         device: "auto", "cpu", "cuda"; threads: intra-op threads per session (None: ORT's
         default). `options` are those of `open` (max_batch_size, max_batch_tokens, io_binding,
-        mem_arena, verify: the sha256 of every file is checked before ONNX Runtime sees it).
+        mem_arena, verify: the sha256 of every file is checked before ONNX Runtime sees it; workers:
+        batches decoded in parallel on CPU, "auto" by model size).
         """
         artifact = open_artifact(path, TASK)
         variant, device = choose_for(artifact, variant, device, accelerators)
@@ -168,10 +171,15 @@ class Translator:
     def open(cls, artifact: str | os.PathLike | Artifact, variant: str, device: str,
              threads: int | None = None, *, max_batch_size: int | None = None,
              max_batch_tokens: int | None = None, io_binding: bool | None = None, mem_arena: bool = True,
-             verify: bool = True) -> "Translator":
+             verify: bool = True, workers: int | str = "auto") -> "Translator":
         """Serve `variant` on `device` exactly as given: no auto choice and no device check
-        (export validation runs any variant on CPU through this)."""
+        (export validation runs any variant on CPU through this). workers: batches decoded in
+        parallel on CPU, sharing `threads` (`parallel_runs.split_threads`; "auto" by model size)."""
         opened = open_variant(open_artifact(artifact, TASK), variant, device, ("encoder", "decoder_step"), verify)
+        n_runs = 1
+        if device == "cpu":
+            n_runs, threads = split_threads(threads, decoder_parameters(opened.models["decoder_step"],
+                                                                        opened.spec.precision), workers)
         manifest = opened.artifact.manifest
         toks = manifest.tokenizers
         src_name, tgt_name = toks.get("source", toks.get("joint")), toks.get("target", toks.get("joint"))
@@ -187,10 +195,8 @@ class Translator:
                                                       mem_arena=mem_arena))
             for role in ("encoder", "decoder_step")
         )
-        return cls(opened.artifact, variant, encoder, decoder, source, tgt_path, budget, source_path=src_path)
-
-    # Export validation called this before `open` existed; kept as an alias for this release.
-    _from_artifact = open
+        return cls(opened.artifact, variant, encoder, decoder, source, tgt_path, budget, source_path=src_path,
+                   runs=ParallelRuns(n_runs))
 
     # -- translation ---------------------------------------------------------------
     def translate(
@@ -238,8 +244,10 @@ class Translator:
         """Hypotheses for pre-tokenized sources, in their order (length-bucketed batches)."""
         out: list[Hypothesis | None] = [None] * len(encoded)
         penalty = self.length_penalty if length_penalty is None else float(length_penalty)
-        for batch in self.budget.plan(encoded.lengths):
-            hyps = self.search_batch(encoded, batch.indices, batch.length, beam_size, return_attention, penalty)
+        batches = list(self.budget.plan(encoded.lengths))
+        decoded = self.runs.map(lambda b: self.search_batch(encoded, b.indices, b.length, beam_size,
+                                                            return_attention, penalty), batches)
+        for batch, hyps in zip(batches, decoded):
             for i, hyp in zip(batch.indices, hyps):
                 out[i] = hyp
         return out  # type: ignore[return-value]
@@ -280,7 +288,7 @@ class Translator:
             "max_length": self.source.max_length, "max_target_length": self.max_target_length,
             "max_batch_size": self.budget.max_batch_size, "max_batch_tokens": self.budget.max_batch_tokens,
             "beam_size": self.default_beam, "length_penalty": self.length_penalty,
-            **self.encoder.describe(),
+            "parallel_batches": self.runs.workers, **self.encoder.describe(),
         }
 
     def __repr__(self) -> str:
