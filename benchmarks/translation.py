@@ -1,9 +1,10 @@
 """`onnxpress bench` on a translation artifact: the translator contender set, harness checks added.
 
-The contenders and their timing loop live in `translator_bench.py` (PyTorch reference decoder
-vs onnxpress variants, greedy and beam 4, whole test set per round, rounds rotated, BLEU);
-this module plugs them into the same command, environment capture, thread-budget assertion,
-spread warning and report files as the classifier benchmark.
+The contenders and their timing loop live in `translator_bench.py` (PyTorch modules and onnxpress
+variants driven by the same search, each in its own process, intra-op and parallel batches,
+greedy and beam 4, whole test set per round, rounds rotated, BLEU); this module plugs them into
+the same command, environment capture, thread-budget assertion, spread warning and report files
+as the classifier benchmark.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def run_translation_bench(cfg: Any) -> dict[str, Any]:
     manifest = Artifact.open(cfg.artifact).manifest
     if cfg.checkpoint is None or not Path(cfg.checkpoint).is_dir():
         raise UserError("translator benchmarks need the training checkpoint: pass --checkpoint DIR "
-                        "(the PyTorch reference decoder runs from it)")
+                        "(the PyTorch contender runs its modules)")
     if cfg.device != "cpu":
         raise UserError("the translator comparison runs on CPU (the PyTorch reference is CPU-only here)")
     variants = cfg.variants or [n for n, v in manifest.variants.items() if v.servable and "cpu" in v.devices]
@@ -38,11 +39,10 @@ def run_translation_bench(cfg: Any) -> dict[str, Any]:
     warnings_out: list[str] = []
     res = run_translator_bench(
         str(cfg.checkpoint), str(cfg.artifact), data_dir=data_dir, limit=cfg.throughput_texts or None,
-        threads=cfg.threads, beams=tuple(cfg.beams), rounds=cfg.rounds, variants=variants,
+        threads=(cfg.threads,), beams=tuple(cfg.beams), rounds=cfg.rounds, variants=variants,
         log=lambda m: print(f"[bench] {m}", flush=True, file=__import__("sys").stderr))
-    budgets = {"pytorch": {"compute": res.get("torch_threads")}}
-    for name, session in res.get("runtime_sessions", {}).items():
-        budgets[f"onnxpress-{name}"] = {"compute": session.get("intra_op_num_threads")}
+    # compute threads = intra-op threads x batches decoded at once
+    budgets = {label: {"compute": c["compute_threads"]} for label, c in res["contenders"].items()}
     harness.assert_equal_threads(budgets, cfg.threads)
     for beam, run in res["runs"].items():
         for name, r in run.items():
@@ -87,7 +87,7 @@ def plot(results: dict[str, Any], out: Path) -> Path:
     runs = results["translation"]["runs"]
     beams = list(runs)
     names = list(next(iter(runs.values())))
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(9, 4))
     width = 0.8 / max(len(names), 1)
     for i, name in enumerate(names):
         ax.bar(np.arange(len(beams)) + i * width, [runs[b][name]["sentences_per_s"] for b in beams], width, label=name)

@@ -1,4 +1,4 @@
-"""`onnxpress bench` on a translation artifact: the toy translator, PyTorch vs onnxpress fp32."""
+"""`onnxpress bench` on a translation artifact: the toy translator, PyTorch (same search) vs onnxpress fp32."""
 from __future__ import annotations
 
 import json
@@ -38,19 +38,46 @@ def test_translation_bench_end_to_end(toy_translation, tmp_path):
     ckpt, art, data = toy_translation
     out = tmp_path / "out"
     rc = main(["bench", str(art), "--checkpoint", str(ckpt), "--data", str(data), "--beams", "1,2",
-               "--threads", "1", "--quick", "--out", str(out)])
+               "--threads", "2", "--quick", "--out", str(out)])
     assert rc == 0
     results = json.loads((out / "results.json").read_text())
     assert results["task"] == "translation" and results["checks"]["threads_equal"] is True
+    contenders = results["translation"]["contenders"]
+    # each engine intra-op and as two parallel batches, every one computing on 2 threads in all
+    assert sorted((c["engine"], c["workers"]) for c in contenders.values()) == [
+        ("fp32", 1), ("fp32", 2), ("pytorch", 1), ("pytorch", 2)]
+    assert all(c["compute_threads"] == 2 for c in contenders.values())
     runs = results["translation"]["runs"]
     assert set(runs) == {"beam1", "beam2"}
     for run in runs.values():
-        assert set(run) == {"pytorch", "onnxpress-fp32"}
-        # same model, same search: the runtime reproduces the reference decoder's text
-        assert run["onnxpress-fp32"]["same_output_as_pytorch"] == 1.0
-        assert run["onnxpress-fp32"]["sentences_per_s"] > 0
-    assert "| 1 | onnxpress-fp32 |" in (out / "results.md").read_text()
+        assert set(run) == set(contenders)
+        for r in run.values():
+            # same model, same search: every contender and mode gives the same text
+            assert r["same_output_as_pytorch"] == 1.0
+            assert r["sentences_per_s"] > 0 and r["baseline"].startswith("pytorch, 2t")
+    assert "| 1 | 2 | onnxpress-fp32 | 2 batches x 1 thread |" in (out / "results.md").read_text()
     assert (out / "throughput_vs_beam.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_torch_contender_runs_the_runtime_search(toy_translation):
+    """The PyTorch modules behind the runtime's Translator: the ONNX fp32 graphs' tokens and attention."""
+    import numpy as np
+
+    from onnxpress.benchmarks.torch_search import torch_translator
+    from onnxpress.runtime.translator import Translator
+    from toy_translator import GERMAN
+
+    ckpt, art, _ = toy_translation
+    torch_side = torch_translator(ckpt, art, max_batch_size=4)
+    onnx_side = Translator.load(art, variant="fp32", device="cpu", threads=1, max_batch_size=4)
+    for beam in (1, 3):
+        want = onnx_side.translate(GERMAN, beam_size=beam, return_attention=True)
+        got = torch_side.translate(GERMAN, beam_size=beam, return_attention=True)
+        for a, b in zip(want, got, strict=True):
+            assert a.tokens == b.tokens
+            assert abs(a.score - b.score) < 1e-4
+            np.testing.assert_allclose(a.attention, b.attention, atol=1e-4)
+    assert torch_side.describe()["engine"].startswith("torch")
 
 
 def test_translation_bench_needs_checkpoint(toy_translation, tmp_path, capsys):
