@@ -7,7 +7,10 @@ ends with a side-by-side measurement against PyTorch and `REPORT.html` / `REPORT
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
+
+from onnxpress.demo.measure import QuickBench
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", default=None, help="data root (default: $ONNXPRESS_DATA, ../shared/data, ./data)")
     parser.add_argument("--skip-translator", action="store_true", help="only the classifier pipeline")
     parser.add_argument("--skip-bench", action="store_true", help="no side-by-side measurement")
+    parser.add_argument("--peers", default=",".join(QuickBench.peers),
+                        help="contenders beside onnxpress int8 in the measurement, as `onnxpress bench --against` "
+                             "takes them, or 'all' for every installed peer (slower) (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for every contender of the measurement (default: usable CPUs)")
     parser.set_defaults(func=run)
@@ -39,14 +45,13 @@ def run(args: argparse.Namespace) -> int:
     from onnxpress.commands.bench import default_threads
     from onnxpress.demo import pipeline
     from onnxpress.demo.layout import DemoLayout
-    from onnxpress.demo.measure import QuickBench
     from onnxpress.demo.sections import next_commands, score_accuracy
     from onnxpress.demo.steps import Ledger, run_step
 
+    test_csv = _ag_news_test(args.data)
     layout = DemoLayout(Path(args.out))
     layout.root.mkdir(parents=True, exist_ok=True)
     data = ["--data", args.data] if args.data else []
-    test_csv = _ag_news_test(args.data)
     ledger, ran = Ledger(layout.root), set()
     records = [run_step(step, ledger, ran) for step in pipeline.classifier_steps(layout, data, test_csv)]
     scored, total, accuracy = score_accuracy(layout.scores, test_csv)
@@ -62,8 +67,9 @@ def run(args: argparse.Namespace) -> int:
                     print(f"  {source}  ->  {output}")
     if not args.skip_bench:
         translator_data = None if args.skip_translator else (args.data or "multi30k")
-        steps = pipeline.bench_steps(layout, QuickBench(), test_csv, args.threads or default_threads(),
-                                     translator_data)
+        peers = None if args.peers == "all" else tuple(p.strip() for p in args.peers.split(",") if p.strip())
+        steps = pipeline.bench_steps(layout, replace(QuickBench(), peers=peers), test_csv,
+                                     args.threads or default_threads(), translator_data)
         records += [run_step(step, ledger, ran) for step in steps]
 
     paths = pipeline.build_report(layout, test_csv, records)
