@@ -84,7 +84,7 @@ def write_example_sentences(layout: DemoLayout) -> None:
 def bench_steps(layout: DemoLayout, quick: QuickBench, test_csv: Path, threads: int,
                 translator_data: str | None) -> list[Step]:
     """The side-by-side measurements; the translator's only when `translator_data` is given."""
-    steps = [Step("bench-classifier", "side by side: PyTorch eager, installed peers and onnxpress int8 (~2 min)",
+    steps = [Step("bench-classifier", "side by side: onnxpress int8 vs PyTorch eager and peers (~2 min)",
                   quick.classifier_argv(layout.classifier_artifact, layout.classifier_run, test_csv,
                                         layout.classifier_bench, threads),
                   (layout.classifier_bench / "results.json",),

@@ -160,7 +160,7 @@ def speed_section(layout: DemoLayout, commands: list[str]) -> Section | None:
     when = measured_on(results)
     chart = speed_memory_chart(rows, reference, layout.figures / "speed_memory.png", when)
     throughput = results.get("throughput") or {}
-    section = Section("4. Speed and memory: PyTorch eager vs onnxpress (and the installed peers)", [
+    section = Section("4. Speed and memory: onnxpress vs PyTorch eager and peers", [
         f"Measured {when}, with the quick preset of `onnxpress bench`: the same "
         f"{throughput.get('texts', '?')} test texts for every contender (tokenization included, each on its best "
         "batching), end-to-end latency at batch 1 on random test texts, cold start and peak RSS in a fresh "
