@@ -99,6 +99,18 @@ class Workers:
         return {"device": self.device, "threads": self.threads}
 
 
+class ModelInfo:
+    """The model the actors will load, decided once on the driver (so all actors agree), without
+    a session: the artifact, the variant and the labels (what a job's settings record)."""
+
+    def __init__(self, artifact: str | os.PathLike, task: str, workers: Workers):
+        self.artifact = Artifact.open(artifact)
+        if self.artifact.task != task:
+            raise UserError(f"{artifact} is a {self.artifact.task} artifact, not {task}")
+        self.variant = resolve_variant(self.artifact, workers.variant, workers.device)
+        self.labels = list(self.artifact.manifest.labels or [])
+
+
 def resolve_variant(artifact: Artifact, variant: str, device: str) -> str:
     """The variant every actor will load: decided once on the driver, so all actors agree."""
     if variant != "auto":
@@ -288,10 +300,7 @@ def classify_dataset(ds: "ray.data.Dataset", artifact: str | os.PathLike, *, tex
     """`ds` with label, score, truncated, prob_<label> and error columns added (lazy, like any
     `map_batches`). A row without usable text gets its reason in `error` and nulls elsewhere."""
     workers = workers or Workers()
-    opened = Artifact.open(artifact)
-    if opened.task != "text-classification":
-        raise UserError(f"{artifact} is a {opened.task} artifact, not text-classification")
-    variant = resolve_variant(opened, workers.variant, workers.device)
+    variant = ModelInfo(artifact, "text-classification", workers).variant
     options = {**workers.load_options(), "max_batch_tokens": workers.max_batch_tokens,
                "max_batch_size": workers.max_batch_size}
     return ds.map_batches(ClassifyBatches, fn_constructor_args=(ship_artifact(artifact, transport), text_column,
@@ -303,10 +312,7 @@ def translate_dataset(ds: "ray.data.Dataset", artifact: str | os.PathLike, *, te
                       transport: str = "auto") -> "ray.data.Dataset":
     """`ds` with `translation` and `error` columns added (lazy)."""
     workers = workers or Workers()
-    opened = Artifact.open(artifact)
-    if opened.task != "translation":
-        raise UserError(f"{artifact} is a {opened.task} artifact, not translation")
-    variant = resolve_variant(opened, workers.variant, workers.device)
+    variant = ModelInfo(artifact, "translation", workers).variant
     options = {**workers.load_options(), "max_batch_size": workers.max_batch_size}
     return ds.map_batches(TranslateBatches, fn_constructor_args=(ship_artifact(artifact, transport), text_column,
                                                                  variant, options, beam_size),
@@ -384,24 +390,23 @@ def _chunk_table(chunk: Chunk, with_ids: bool) -> "pa.Table":
     return pa.table(columns)
 
 
-class _ModelInfo:
-    """What a job's settings record about the model (artifact, variant, labels), without a session."""
+class _OnRay:
+    """What a Ray file job adds to its local job: the artifact to ship, the pool, the pipeline."""
 
-    def __init__(self, artifact: Artifact, variant: str):
-        self.artifact, self.variant = artifact, variant
-        self.labels = list(artifact.manifest.labels or [])
+    task = ""
+    work: Path
+    part_suffix: str
 
-
-class RayScoreJob(ScoreJob):
-    """`ScoreJob` whose chunks are scored by a Ray actor pool; parts, resume and merge unchanged."""
-
-    def __init__(self, artifact: str | os.PathLike, config: ScoreConfig, workers: Workers, transport: str = "auto"):
-        opened = Artifact.open(artifact)
-        if opened.task != "text-classification":
-            raise UserError(f"{artifact} is a {opened.task} artifact, not text-classification")
-        super().__init__(_ModelInfo(opened, resolve_variant(opened, workers.variant, workers.device)), config)
+    def __init__(self, artifact: str | os.PathLike, config: Any, workers: Workers, transport: str = "auto"):
+        super().__init__(ModelInfo(artifact, self.task, workers), config)  # type: ignore[call-arg]
         self.artifact_path, self.workers, self.transport = artifact, workers, transport
         self.pipeline = ChunkPipeline(self.work, self.part_suffix)
+
+
+class RayScoreJob(_OnRay, ScoreJob):
+    """`ScoreJob` whose chunks are scored by a Ray actor pool; parts, resume and merge unchanged."""
+
+    task = "text-classification"
 
     def chunks(self) -> Iterator[Any]:
         workers = replace(self.workers, variant=self.classifier.variant)
@@ -422,7 +427,7 @@ class RayScoreJob(ScoreJob):
         ids = table.column("id").to_pylist() if "id" in table.column_names else None
         read = Chunk(chunk.index, int(rows[0]), [None] * len(rows), errors, ids)
         positions = [k for k, e in enumerate(errors) if e is None]
-        labels = list(self.classifier.labels)
+        labels = self.classifier.labels or [c[len("prob_"):] for c in table.column_names if c.startswith("prob_")]
         probs = np.stack([table.column(f"prob_{name}").to_numpy(zero_copy_only=False) for name in labels], axis=1)
         truncated = table.column("truncated").to_pylist()
         part = _part_table(read, labels, probs[positions], [truncated[k] for k in positions], positions,
@@ -430,17 +435,10 @@ class RayScoreJob(ScoreJob):
         pq.write_table(part, fh)
 
 
-class RayTranslateJob(TranslateJob):
+class RayTranslateJob(_OnRay, TranslateJob):
     """`TranslateJob` whose chunks are translated by a Ray actor pool."""
 
-    def __init__(self, artifact: str | os.PathLike, config: TranslateConfig, workers: Workers,
-                 transport: str = "auto"):
-        opened = Artifact.open(artifact)
-        if opened.task != "translation":
-            raise UserError(f"{artifact} is a {opened.task} artifact, not translation")
-        super().__init__(_ModelInfo(opened, resolve_variant(opened, workers.variant, workers.device)), config)
-        self.artifact_path, self.workers, self.transport = artifact, workers, transport
-        self.pipeline = ChunkPipeline(self.work, self.part_suffix)
+    task = "translation"
 
     def chunks(self) -> Iterator[Any]:
         workers = replace(self.workers, variant=self.translator.variant)

@@ -1,7 +1,7 @@
 """`onnxpress serve --ray-replicas N`: the server's FastAPI app as a Ray Serve deployment.
 
 Each replica is a Ray actor that loads the models and builds the same app as `onnxpress serve`
-(`create_app`: KServe v2 and JSON routes, limits, metrics, the dynamic batcher per model), so
+(`build_app`: KServe v2 and JSON routes, limits, metrics, the dynamic batcher per model), so
 requests that Ray Serve routes to one replica are batched together there. Ray Serve's proxy
 listens on the host and port given and spreads requests over the replicas; each answer carries
 `X-Onnxpress-Replica` (the Serve replica id), and `/metrics` reports the replica that answered.
@@ -45,24 +45,6 @@ class ReplicaPlan:
         return options
 
 
-def replica_app(plan: ReplicaPlan) -> Any:
-    """The server app of one replica: its models loaded here, each behind its own batcher."""
-    from onnxpress.runtime.batcher import BatcherConfig
-    from onnxpress.runtime.server.app import create_app
-    from onnxpress.runtime.server.metrics import Metrics
-    from onnxpress.runtime.server.models import Registry, load_model
-    from onnxpress.runtime.server.shutdown import Lifecycle
-    from onnxpress.runtime.server.state import ServerState
-
-    settings = plan.settings
-    metrics = Metrics()
-    config = BatcherConfig(max_queue_delay_ms=settings.max_queue_delay_ms, max_queue_size=settings.max_queue_size,
-                           timeout_s=settings.request_timeout_s)
-    models = [load_model(name, path, config, metrics.observer(name), **plan.load_options)
-              for name, path in plan.models]
-    return create_app(ServerState(Registry(models), settings, metrics, Lifecycle()))
-
-
 class _ReplicaHeader:
     """ASGI middleware: names the replica that answered in every response."""
 
@@ -86,7 +68,9 @@ def deployment(plan: ReplicaPlan) -> Any:
     @serve.ingress()
     class OnnxpressServer:
         def __init__(self, plan: ReplicaPlan):
-            self.server_app = replica_app(plan)
+            from onnxpress.runtime.server.app import build_app
+
+            self.server_app = build_app(plan.models, plan.settings, **plan.load_options)
             replica = serve.get_replica_context().replica_id.unique_id
             self.server_app.add_middleware(_ReplicaHeader, replica=replica)
 
