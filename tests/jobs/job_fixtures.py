@@ -56,3 +56,21 @@ def one_line_error(res: subprocess.CompletedProcess, message: str) -> None:
     lines = [line for line in res.stderr.strip().splitlines() if ":onnxruntime:" not in line]  # ORT's own log
     assert res.returncode == 2, res.stderr
     assert "Traceback" not in res.stderr and len(lines) == 1 and message in lines[0], res.stderr
+
+
+class Stop(Exception):
+    """Raised by `DiesAfter`: stands for a run that dies."""
+
+
+class DiesAfter:
+    """The classifier, failing after `n` chunks: an interrupted run."""
+
+    def __init__(self, clf: Any, n: int):
+        self.clf, self.n = clf, n
+        self.artifact, self.variant, self.labels = clf.artifact, clf.variant, clf.labels
+
+    def classify(self, batch: list[str]) -> Any:
+        if self.n == 0:
+            raise Stop()
+        self.n -= 1
+        return self.clf.classify(batch)

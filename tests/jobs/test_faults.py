@@ -15,29 +15,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from job_fixtures import ENV, cli, one_line_error, texts
+from job_fixtures import ENV, DiesAfter, Stop, cli, one_line_error, texts
 from onnxpress.errors import UserError
 from onnxpress.runtime.jobs.score import score_file
 
 SLOW_RUN = ["--chunk-rows", "100", "--max-batch-size", "2", "--threads", "1", "--no-progress"]
-
-
-class Stop(Exception):
-    pass
-
-
-class DiesAfter:
-    """The classifier, failing after `n` chunks: an interrupted run."""
-
-    def __init__(self, clf, n):
-        self.clf, self.n = clf, n
-        self.artifact, self.variant, self.labels = clf.artifact, clf.variant, clf.labels
-
-    def classify(self, batch):
-        if self.n == 0:
-            raise Stop()
-        self.n -= 1
-        return self.clf.classify(batch)
 
 
 @pytest.fixture(scope="module")

@@ -1,42 +1,20 @@
+"""File scoring: formats, bad rows, ids, several text columns, user errors, resume in process."""
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from runtime_fixtures import LABELS, WORDS
+from job_fixtures import DiesAfter, Stop, cli, one_line_error, read_rows, texts
 from onnxpress.errors import UserError
-from onnxpress.runtime import Classifier
 from onnxpress.runtime.jobs.score import score_file
-
-ENV = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
-
+from runtime_fixtures import LABELS
 
 
-
-def _rows(n, seed=0):
-    rng = np.random.default_rng(seed)
-    return [" ".join(rng.choice(WORDS, size=rng.integers(1, 30))) for _ in range(n)]
-
-
-def _read(path):
-    if path.suffix == ".parquet":
-        return pq.read_table(path).to_pylist()
-    if path.suffix == ".jsonl":
-        return [json.loads(line) for line in path.read_text().splitlines()]
-    import pyarrow.csv as pacsv
-
-    return pacsv.read_csv(path).to_pylist()
 
 
 def test_csv_with_bad_rows(clf, tmp_path):
-    good = _rows(50)
+    good = texts(50)
     src = tmp_path / "in.csv"
     lines = ["id,text"] + [f"k{i},{t}" for i, t in enumerate(good)]
     lines[5] = "k4,"  # empty
@@ -49,9 +27,9 @@ def test_csv_with_bad_rows(clf, tmp_path):
     out = tmp_path / "out.parquet"
     s = score_file(clf, src, out, ["text"], id_column="id", chunk_rows=16, progress=False)
     assert (s.rows, s.scored, s.errors) == (50, 46, 4)
-    errors = {r["row"]: r["error"] for r in _read(tmp_path / "out.errors.parquet")}
+    errors = {r["row"]: r["error"] for r in read_rows(tmp_path / "out.errors.parquet")}
     assert errors == {4: "empty text", 8: "empty text", 11: "row has 1 fields, too few", 20: "not valid UTF-8"}
-    rows = _read(out)
+    rows = read_rows(out)
     assert [r["row"] for r in rows] == [i for i in range(50) if i not in errors]
     assert [r["id"] for r in rows] == [f"k{r['row']}" if r["row"] != 30 else "k\ufffd30" for r in rows]
     expected = clf.predict([good[r["row"]] for r in rows])
@@ -61,7 +39,7 @@ def test_csv_with_bad_rows(clf, tmp_path):
 
 def test_jsonl_to_jsonl_with_probabilities(clf, tmp_path):
     src = tmp_path / "in.jsonl"
-    records = [json.dumps({"text": t}) for t in _rows(20)]
+    records = [json.dumps({"text": t}) for t in texts(20)]
     records[3] = json.dumps({"text": 17})
     records[4] = "{not json"
     records[5] = json.dumps(["a list"])
@@ -71,16 +49,16 @@ def test_jsonl_to_jsonl_with_probabilities(clf, tmp_path):
     out = tmp_path / "out.jsonl"
     s = score_file(clf, src, out, ["text"], probabilities=True, progress=False)
     assert (s.rows, s.scored, s.errors) == (20, 15, 5)
-    errors = {r["row"]: r["error"] for r in _read(tmp_path / "out.errors.jsonl")}
+    errors = {r["row"]: r["error"] for r in read_rows(tmp_path / "out.errors.jsonl")}
     assert errors == {3: "not text (int)", 4: "invalid JSON", 5: "not a JSON object (list)",
                       6: "no field 'text'", 7: "missing text (null)"}
-    row = _read(out)[0]
+    row = read_rows(out)[0]
     probs = [row[f"prob_{name}"] for name in LABELS]
     assert sum(probs) == pytest.approx(1, abs=1e-5) and row["score"] == pytest.approx(max(probs))
 
 
 def test_parquet_two_text_columns_to_csv(clf, tmp_path):
-    titles, bodies = _rows(30, 1), _rows(30, 2)
+    titles, bodies = texts(30, 1), texts(30, 2)
     bodies[2] = None
     titles[3], bodies[3] = "", ""
     src = tmp_path / "in.parquet"
@@ -88,7 +66,7 @@ def test_parquet_two_text_columns_to_csv(clf, tmp_path):
     out = tmp_path / "out.csv"
     s = score_file(clf, src, out, ["title", "body"], id_column="n", chunk_rows=8, progress=False)
     assert (s.rows, s.scored, s.errors) == (30, 29, 1)  # a null body alone is skipped, not an error
-    rows = _read(out)
+    rows = read_rows(out)
     assert [r["row"] for r in rows] == [i for i in range(30) if i != 3]
     assert [str(r["id"]) for r in rows] == [str(r["row"]) for r in rows]  # csv reads ids back as ints
     expected = clf.predict([titles[0] + " " + bodies[0], titles[2]])
@@ -115,31 +93,13 @@ def test_user_errors(clf, tmp_path):
         score_file(clf, src, tmp_path / "o.parquet", progress=False)
 
 
-class Boom(Exception):
-    pass
-
-
-class DiesAfter:
-    """A classifier that crashes after `n` chunks, like a killed run."""
-
-    def __init__(self, clf, n):
-        self.clf, self.n = clf, n
-        self.artifact, self.variant, self.labels = clf.artifact, clf.variant, clf.labels
-
-    def classify(self, texts):
-        if self.n == 0:
-            raise Boom()
-        self.n -= 1
-        return self.clf.classify(texts)
-
-
 def test_resume_after_crash_in_process(clf, tmp_path):
     src = tmp_path / "in.parquet"
-    pq.write_table(pa.table({"text": _rows(100)}), src)
+    pq.write_table(pa.table({"text": texts(100)}), src)
     ref = tmp_path / "ref.parquet"
     score_file(clf, src, ref, chunk_rows=10, progress=False)
     out = tmp_path / "out.parquet"
-    with pytest.raises(Boom):
+    with pytest.raises(Stop):
         score_file(DiesAfter(clf, 4), src, out, chunk_rows=10, progress=False)
     assert len(list((tmp_path / "out.parquet.parts").glob("part-*.parquet"))) == 4
     with pytest.raises(UserError, match="other settings"):
@@ -147,41 +107,6 @@ def test_resume_after_crash_in_process(clf, tmp_path):
     s = score_file(clf, src, out, chunk_rows=10, progress=False)
     assert s.resumed_chunks == 4 and s.rows == 100
     assert pq.read_table(out).equals(pq.read_table(ref))
-
-
-def _cli(*args):
-    return [sys.executable, "-m", "onnxpress", "score", *map(str, args)]
-
-
-def test_kill_9_and_resume(artifact_dir, tmp_path):
-    n = 3000
-    src = tmp_path / "in.csv"
-    src.write_text("text\n" + "\n".join(_rows(n, 3)) + "\n")
-    common = ["--chunk-rows", "100", "--max-batch-size", "2", "--threads", "1", "--no-progress"]
-    ref = tmp_path / "ref.parquet"
-    subprocess.run(_cli(artifact_dir, src, "--out", ref, *common), check=True, env=ENV, capture_output=True)
-
-    out = tmp_path / "out.parquet"
-    parts = tmp_path / "out.parquet.parts"
-    proc = subprocess.Popen(_cli(artifact_dir, src, "--out", out, *common), env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline and len(list(parts.glob("part-*.parquet"))) < 3:
-        time.sleep(0.01)
-    still_running = proc.poll() is None
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert still_running, "the run finished before it could be killed: make it slower"
-    done_before = len(list(parts.glob("part-*.parquet")))
-    assert 3 <= done_before < n // 100 and not out.exists()
-
-    res = subprocess.run(_cli(artifact_dir, src, "--out", out, *common), env=ENV, capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
-    assert "chunks from an earlier run" in res.stderr
-    table = pq.read_table(out)
-    assert table.column("row").to_pylist() == list(range(n)), "each row exactly once, in order"
-    assert table.equals(pq.read_table(ref))
-    assert not parts.exists()
 
 
 def test_cli_one_line_errors(artifact_dir, tmp_path):
@@ -195,7 +120,4 @@ def test_cli_one_line_errors(artifact_dir, tmp_path):
         ([artifact_dir, src, "--out", tmp_path / "o.parquet", "--variant", "int4"], "rejected"),
     ]
     for args, message in cases:
-        res = subprocess.run(_cli(*args), env=ENV, capture_output=True, text=True)
-        assert res.returncode == 2, (args, res.stderr)
-        lines = res.stderr.strip().splitlines()
-        assert len(lines) == 1 and message in lines[0] and "Traceback" not in res.stderr, res.stderr
+        one_line_error(cli("score", *args), message)
