@@ -9,8 +9,9 @@ tmp + fsync + rename: the rename is the commit point, so a part exists whole or 
    own settings plus the input's fingerprint) is resumed and its half-written `*.tmp` dropped;
    other settings are refused with what differs (`overwrite=True` discards it and starts over);
 2. for each chunk: skip it when its part exists and holds as many rows, else process and commit;
-3. merge the parts, in order, into staging files in the work folder, fsynced; check that
-   rows in = rows out + error rows; rename each staged file onto its output; remove the folder.
+3. check that the input did not change while it was read; merge the parts, in order, into
+   staging files in the work folder, fsynced; check that rows in = rows out + error rows;
+   rename each staged file onto its output; remove the folder.
 
 A run killed at any point (even SIGKILL, even during the merge) is continued by running it
 again: every row appears exactly once. An input that changed since the interrupted run
@@ -152,8 +153,11 @@ def run_job(job: ResumableJob[Any], *, overwrite: bool = False, progress: bool =
     started = time.perf_counter()
     work = job.work
     try:
-        open_work(job, overwrite)
+        fingerprint = open_work(job, overwrite)
         rows, resumed, n_parts = _run_chunks(job, progress)
+        if input_fingerprint(job.input_path) != fingerprint:
+            raise UserError(f"{job.input_path} changed while it was being read; committed parts are kept in "
+                            f"{work}: restore it and rerun, or pass --overwrite to start over")
         parts = [work / part_name(i, job.part_suffix) for i in range(n_parts)]
         staged = [work / f"merged-{k}{out.suffix}" for k, out in enumerate(job.outputs)]
         merged = job.merge(parts, staged)
@@ -198,8 +202,11 @@ def _run_chunks(job: ResumableJob[Any], progress: bool) -> tuple[int, int, int]:
     return rows, resumed, n_parts
 
 
-def open_work(job: ResumableJob[Any], overwrite: bool = False) -> None:
-    """Resume `job`'s work folder when its settings match, else start a fresh one (step 1 above)."""
+def open_work(job: ResumableJob[Any], overwrite: bool = False) -> dict[str, Any]:
+    """Resume `job`'s work folder when its settings match, else start a fresh one (step 1 above).
+
+    Returns the input's fingerprint as recorded.
+    """
     work = job.work
     for folder in dict.fromkeys(p.parent for p in job.outputs):
         if not os.access(folder, os.W_OK | os.X_OK):
@@ -214,7 +221,7 @@ def open_work(job: ResumableJob[Any], overwrite: bool = False) -> None:
         if previous == settings:
             for stale in work.glob("*.tmp"):
                 stale.unlink()  # a part being written when the run was killed
-            return
+            return settings["input"]
         if not overwrite:
             raise UserError(f"{work} holds an interrupted run that cannot be continued: "
                             f"{_difference(previous, settings)}; delete it or pass --overwrite to start over")
@@ -226,6 +233,7 @@ def open_work(job: ResumableJob[Any], overwrite: bool = False) -> None:
         shutil.rmtree(work)  # other settings (with --overwrite), or killed before settings were committed
     work.mkdir()
     atomic_write_text(meta, json.dumps(settings, indent=1))
+    return settings["input"]
 
 
 def _difference(previous: Any, current: dict[str, Any]) -> str:

@@ -160,3 +160,21 @@ def test_part_with_wrong_row_count_is_refused(clf, tmp_path):
     pq.write_table(pa.table({"row": [0]}), tmp_path / "out.parquet.parts" / "part-0000000.parquet")
     with pytest.raises(UserError, match="part-0000000.parquet does not hold the 10 rows .* to start over"):
         score_file(clf, src, out, chunk_rows=10, progress=False)
+
+
+def test_input_appended_to_during_the_run_is_refused(clf, tmp_path):
+    src, out = tmp_path / "in.csv", tmp_path / "out.parquet"
+    src.write_text("text\n" + "\n".join(texts(30, 6)) + "\n")
+
+    class AppendsToInput:
+        """The classifier, with a writer appending to the input while the first chunk is scored."""
+        artifact, variant, labels = clf.artifact, clf.variant, clf.labels
+
+        def classify(self, batch):
+            with open(src, "a") as fh:
+                fh.write("a late row\n")
+            return clf.classify(batch)
+
+    with pytest.raises(UserError, match="changed while it was being read.*pass --overwrite"):
+        score_file(AppendsToInput(), src, out, chunk_rows=10, progress=False)
+    assert not out.exists() and _parts(out) >= 1
