@@ -16,7 +16,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Generator, Iterator, Sequence
 
 from onnxpress.errors import UserError
 
@@ -122,12 +122,16 @@ class RowReader:
         self.total_rows: int | None = None
         self.fraction_read = 0.0  # of the file's bytes, for an ETA when the row total is unknown
 
-    def rows(self) -> Iterator[Row]:
+    def rows(self) -> Generator[Row, None, None]:
         raise NotImplementedError
 
     def check(self) -> None:
         """Fail fast (before any work folder exists) on a missing column or unreadable file."""
-        next(iter(self.rows()), None)
+        rows = self.rows()
+        try:
+            next(rows, None)
+        finally:
+            rows.close()  # closes the file now
 
     def chunks(self) -> Iterator[Chunk]:
         buffer: list[Row] = []
@@ -151,9 +155,9 @@ class RowReader:
 
 
 class CsvReader(RowReader):
-    def rows(self) -> Iterator[Row]:
+    def rows(self) -> Generator[Row, None, None]:
         size = max(self.path.stat().st_size, 1)
-        csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
+        csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))  # process-wide; only ever raised
         with open(self.path, "rb") as raw:
             # surrogateescape keeps undecodable bytes visible per row instead of failing the file
             reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline=""))
@@ -200,7 +204,7 @@ class CsvReader(RowReader):
 
 
 class JsonlReader(RowReader):
-    def rows(self) -> Iterator[Row]:
+    def rows(self) -> Generator[Row, None, None]:
         size = max(self.path.stat().st_size, 1)
         checked = False
         with open(self.path, "rb") as fh:
@@ -257,7 +261,7 @@ class ParquetReader(RowReader):
                 raise UserError(f"column {name!r} of {self.path} holds {kind}, not text")
         return pf
 
-    def rows(self) -> Iterator[Row]:
+    def rows(self) -> Generator[Row, None, None]:
         pf = self._open()
         self.total_rows = pf.metadata.num_rows
         columns = list(dict.fromkeys(self.text_columns + ([self.id_column] if self.id_column else [])))
