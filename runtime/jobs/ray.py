@@ -472,14 +472,15 @@ def translate_file_on_ray(artifact: str | os.PathLike, config: TranslateConfig, 
 
 @contextmanager
 def ray_session(address: str | None = None) -> Iterator[Any]:
-    """Ray for one command: connect to `address` ("auto", "ray://host:10001") or start a local
-    Ray (None); shut down on exit what this call started. An already initialised Ray is reused."""
+    """Ray for one command: connect to `address` ("auto", "ray://host:10001") or start a private
+    local Ray (None); shut down on exit what this call started. An initialised Ray is reused."""
     ray = require_ray()
     if ray.is_initialized():
         yield ray
         return
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
     except ConnectionError as exc:
         raise UserError(f"cannot connect to Ray at {address}: {str(exc).splitlines()[0]}") from None
     try:
@@ -487,3 +488,52 @@ def ray_session(address: str | None = None) -> Iterator[Any]:
         yield ray
     finally:
         ray.shutdown()
+
+
+# -- the CLI's --engine ray ----------------------------------------------------------------------------
+def workers_from_args(args: Any, ray: Any) -> Workers:
+    """The pool from `--workers` (default: the cluster's CPUs / threads), `--threads-per-worker`,
+    `--device` (cuda: one GPU per actor), `--variant` and the batch flags."""
+    if args.device not in ("auto", "cpu", "cuda"):
+        raise UserError(f"--engine ray runs on cpu or cuda, not {args.device}")
+    threads = args.threads_per_worker
+    count = args.workers or max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
+    return Workers(workers=count, threads=threads, gpus=1.0 if args.device == "cuda" else 0.0, variant=args.variant,
+                   max_batch_tokens=args.max_batch_tokens, max_batch_size=args.max_batch_size)
+
+
+def _pool(artifact: str, task: str, workers: Workers) -> str:
+    variant = ModelInfo(artifact, task, workers).variant
+    return f"[{variant} on Ray: {workers.workers} actors x {workers.threads} threads]"
+
+
+def score_command(args: Any) -> int:
+    """`onnxpress score ... --engine ray`."""
+    import sys
+
+    from onnxpress.runtime.jobs.score import check_paths
+
+    require_ray()
+    config = ScoreConfig.from_args(args)
+    check_paths(config)
+    config.reader().check()  # before starting Ray
+    with ray_session(args.address) as ray:
+        workers = workers_from_args(args, ray)
+        summary = score_file_on_ray(args.artifact, config, workers)
+    print(f"{summary.line()} {_pool(args.artifact, 'text-classification', workers)}", file=sys.stderr)
+    return 0
+
+
+def translate_command(args: Any) -> int:
+    """`onnxpress translate --input ... --output ... --engine ray`."""
+    import sys
+
+    if not (args.input and args.output):
+        raise UserError("--engine ray translates files: give --input and --output")
+    require_ray()
+    config = TranslateConfig.from_args(args)
+    with ray_session(args.address) as ray:
+        workers = workers_from_args(args, ray)
+        summary = translate_file_on_ray(args.artifact, config, workers)
+    print(f"{summary.line()} {_pool(args.artifact, 'translation', workers)}", file=sys.stderr)
+    return 0

@@ -119,3 +119,30 @@ def serve_until_stopped(plan: ReplicaPlan, address: str | None, announce: Any = 
         finally:
             serve.delete(APP_NAME)
             serve.shutdown()
+
+
+def serve_command(args: Any, settings: ServerSettings, models: list[tuple[str, Any]]) -> int:
+    """`onnxpress serve ... --ray-replicas N | --ray-autoscaling JSON [--address ...]`."""
+    import json
+    import sys
+
+    from onnxpress.errors import UserError
+
+    require_ray()
+    autoscaling = None
+    if args.ray_autoscaling:
+        try:
+            autoscaling = json.loads(args.ray_autoscaling)
+        except ValueError:
+            autoscaling = None
+        if not isinstance(autoscaling, dict):
+            raise UserError("--ray-autoscaling takes a JSON object, e.g. '{\"min_replicas\": 1, \"max_replicas\": 4}'")
+    if args.device not in ("auto", "cpu"):
+        raise UserError("--ray-replicas serves on cpu (GPU replicas: use the Python API, ReplicaPlan)")
+    plan = ReplicaPlan(models=[(name, str(path.resolve())) for name, path in models], settings=settings,
+                       load_options={"variant": args.variant, "device": "cpu", "threads": args.threads or 1,
+                                     "max_batch_tokens": args.max_batch_tokens,
+                                     "max_batch_size": args.max_batch_size},
+                       replicas=args.ray_replicas or 1, autoscaling=autoscaling)
+    serve_until_stopped(plan, args.address, lambda line: print(line, file=sys.stderr, flush=True))
+    return 0
