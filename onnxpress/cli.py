@@ -38,8 +38,7 @@ EXTRA_OF_MODULE = {
     "fastapi": "serve", "uvicorn": "serve", "prometheus_client": "serve",
     "ray": "ray",
     "openvino": "bench", "nncf": "bench", "ctranslate2": "bench", "psutil": "bench",
-    "onnxruntime": "cpu",
-}
+}  # onnxruntime is not here: the runtime says itself to install [cpu] or [gpu]
 # Commands whose own extra also installs a module's extra (export pulls in train; train has tqdm).
 EXTRA_OF_COMMAND = {"export": ("export", {"train", "scoring"}), "train": ("train", {"scoring"}),
                     "attention-plot": ("train", {"scoring"})}
