@@ -9,7 +9,9 @@ import resource
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -97,17 +99,21 @@ def test_failure_during_final_merge_then_rerun(artifact_dir, reference, tmp_path
 
 
 @pytest.fixture
-def small_disk(tmp_path):
-    """A 32 KiB tmpfs (8 pages: the settings and a few parts) (needs root and mount rights; skipped elsewhere)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
+def small_disk():
+    """A 32 KiB tmpfs (8 pages: the settings and a few parts); needs root and mount rights, else skipped.
+
+    Mounted outside pytest's tmp_path: a concurrent pytest session may rename old tmp_path folders.
+    """
+    mount = Path(tempfile.mkdtemp(prefix="onnxpress-small-disk-"))
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32k", "tmpfs", str(mount)],
                       capture_output=True).returncode != 0:
+        mount.rmdir()
         pytest.skip("cannot mount a small tmpfs here")
     try:
         yield mount
     finally:
-        subprocess.run(["umount", str(mount)], check=True)
+        subprocess.run(["umount", "--lazy", str(mount)], check=True)
+        mount.rmdir()
 
 
 def test_disk_full_mid_run_then_rerun(artifact_dir, reference, small_disk):
