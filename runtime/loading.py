@@ -22,6 +22,19 @@ from onnxpress.runtime.tensorrt import model_cache_dir, profile_shapes, tensorrt
 from onnxpress.runtime.token_budget import TokenBudget
 from onnxpress.runtime.variants import choose
 
+MISSING_ONNXRUNTIME = 'onnxruntime is not installed: pip install "onnxpress[cpu]" (or [gpu] on a CUDA machine)'
+
+
+def require_onnxruntime() -> None:
+    """A base install (no cpu/gpu extra) has no onnxruntime: say which extra to install."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "onnxruntime":
+            raise
+        raise UserError(MISSING_ONNXRUNTIME) from None
+
+
 @dataclass(frozen=True)
 class OpenedVariant:
     """A variant ready to serve: its spec, the device, and its verified model files by role."""
@@ -52,12 +65,14 @@ def open_artifact(path: str | os.PathLike | Artifact, task: str) -> Artifact:
 def choose_for(artifact: Artifact, variant: str, device: str,
                accelerators: Accelerators | None = None) -> tuple[str, str]:
     """(variant, device) to serve: the auto choice against this machine (or the injected probe)."""
+    require_onnxruntime()
     return choose(artifact, variant, device, accelerators or detect())
 
 
 def open_variant(artifact: Artifact, variant: str, device: str, roles: Sequence[str],
                  verify: bool = True) -> OpenedVariant:
     """Variant `variant` on `device`, taken as given: no auto choice, no device check."""
+    require_onnxruntime()
     check_device(device)
     if device == "auto" or variant == "auto":
         raise UserError("open() takes a resolved variant and device; use load() for 'auto'")
