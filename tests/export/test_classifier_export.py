@@ -160,3 +160,18 @@ def test_gate_function():
     assert not ok and "1.20 points" in reason
     ok, reason = gate({"accuracy": 0.90, "argmax_agreement": 0.97}, 0.90, max_accuracy_drop=0.5, min_agreement=0.99)
     assert not ok and "agreement" in reason
+
+
+def test_manifest_stores_the_reference_sample_for_the_gpu_self_check(artifact):
+    """Every variant says where it was validated, and the PyTorch sample the runtime re-checks on a GPU holds."""
+    from onnxpress.runtime import Classifier
+    from onnxpress.runtime.gpu_check import SAMPLE_KEY, compare_to_sample
+
+    out, result = artifact
+    sample = result.manifest.extra[SAMPLE_KEY]
+    assert len(sample["texts"]) == len(sample["expected"]) > 0
+    np.testing.assert_allclose(np.asarray(sample["expected"]).sum(axis=1), 1.0, atol=1e-5)
+    assert all(v.parity["validated_on"] == ["CPUExecutionProvider"] for v in result.manifest.variants.values())
+    fp32 = Classifier.load(out, variant="fp32", device="cpu", threads=1)
+    check = compare_to_sample(fp32.predict_proba, sample)
+    assert check["passed"] and check["max_abs_diff"] < 1e-4
