@@ -6,8 +6,7 @@ import time
 
 import pytest
 
-from conftest import GERMAN, TEXTS, start_server
-from http_client import Client
+from server_fixtures import GERMAN, TEXTS, Client, start_server
 
 V2 = "/v2/models/clf/infer"
 

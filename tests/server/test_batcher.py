@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from conftest import GERMAN, TEXTS
+from server_fixtures import GERMAN, TEXTS
 from onnxpress.runtime.batcher import Batcher, BatcherConfig, BatchStats, Closed, DeadlineExceeded, Overloaded
 
 

@@ -7,7 +7,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-from conftest import GERMAN, TEXTS
+from server_fixtures import GERMAN, TEXTS
 
 httpclient = pytest.importorskip("tritonclient.http")
 from tritonclient.utils import InferenceServerException  # noqa: E402

@@ -1,15 +1,14 @@
 """Concurrency, backpressure and graceful shutdown on real server processes."""
 from __future__ import annotations
 
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import pytest
 
-from conftest import GERMAN, TEXTS, metric, start_server
-from http_client import Client
+from server_fixtures import GERMAN, TEXTS, Client, metric, start_server
 
 CLIENTS = 32
 LOAD_SECONDS = 3.0
@@ -76,7 +75,6 @@ def test_tiny_queue_answers_503_and_completes_every_accepted_request(classifier_
             list(pool.map(send, range(48)))
         statuses = [r[0] for r in results]
         assert set(statuses) <= {200, 503} and statuses.count(503) > 0 and statuses.count(200) > 0
-        import json
         for status, (text, payload), headers in results:
             if status == 200:
                 assert [t["text"] for t in json.loads(payload)["translations"]] == [want[text]] * 16
