@@ -67,6 +67,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "it, every contender on the same texts (default 600; 0 = no limit)")
     p.add_argument("--rounds", dest="throughput_rounds", type=int, default=None,
                    help="fresh-process throughput runs per contender (default 2)")
+    p.add_argument("--invariance-texts", type=int, default=None,
+                   help="texts of the batch-invariance check, batched vs one at a time (default 300; 0 skips)")
     p.add_argument("--beams", type=_int_list, default=[1, 4], help="translation artifacts: beam sizes (default 1,4)")
     p.add_argument("--no-cold-start", action="store_true", help="skip the fresh-process cold start/RSS section")
     p.add_argument("--no-roofline", action="store_true", help="skip the GEMM roofline")
@@ -103,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
         if args.throughput_rounds < 1:
             raise UserError("--rounds must be >= 1")
         cfg.throughput_rounds = args.throughput_rounds
+    if args.invariance_texts is not None:
+        cfg.invariance_texts = max(args.invariance_texts, 0)
     if args.latency_budget is not None:
         cfg.latency_budget_s = args.latency_budget
     if args.throughput_budget is not None:
