@@ -57,13 +57,14 @@ class Contender:
 
 
 def contenders_for(variants: Sequence[str], thread_counts: Sequence[int]) -> list[Contender]:
-    """PyTorch and each variant at each thread count; intra-op and parallel batches above 1 thread."""
+    """PyTorch and each variant at each thread count; above 1 thread, parallel batches (the
+    runtime's choice for small models, listed first) and intra-op."""
     out = []
     for threads in thread_counts:
         for engine in (PYTORCH, *variants):
-            out.append(Contender(engine, threads))
             if threads > 1:
                 out.append(Contender(engine, threads, threads))
+            out.append(Contender(engine, threads))
     return out
 
 
@@ -111,7 +112,7 @@ def _measure_in_child(c: Contender, job: dict[str, Any], work: Path) -> dict[str
 
 def run_translator_bench(checkpoint: str, artifact: str, *, data_dir: str | None = None,
                          split: str = "test_2016_flickr", limit: int | None = None,
-                         threads: Sequence[int] = (1, 2), beams: Sequence[int] = (1, 4), rounds: int = 2,
+                         threads: int | Sequence[int] = (1, 2), beams: Sequence[int] = (1, 4), rounds: int = 2,
                          batch_size: int = 64, variants: Sequence[str] = ("fp32", "int8"),
                          log: Callable[[str], None] = print) -> dict[str, Any]:
     """Throughput and BLEU of every contender at each beam size; ratios vs the best PyTorch mode."""
@@ -122,6 +123,7 @@ def run_translator_bench(checkpoint: str, artifact: str, *, data_dir: str | None
     src_lang, tgt_lang = languages(load_checkpoint(checkpoint).meta)
     corpus = read_parallel(resolve_data_dir(data_dir), split, src_lang or "de", tgt_lang or "en")
     sources, refs = list(corpus.source[:limit or None]), list(corpus.target[:limit or None])
+    threads = [threads] if isinstance(threads, int) else list(threads)
     contenders = contenders_for(variants, threads)
     job = {"checkpoint": str(checkpoint), "artifact": str(artifact), "sources": sources, "beams": list(beams),
            "batch_size": batch_size}

@@ -19,8 +19,10 @@ from onnxpress.errors import UserError
 T = TypeVar("T")
 R = TypeVar("R")
 
-# Decoder steps with at most this many weights run faster as parallel batches than with
-# intra-op threads (measured: demo model 1.8M parameters; see benchmarks/README.md).
+# Decoders up to this many weights decode as parallel batches. Measured faster than intra-op
+# threads at both translator presets (decoder graphs of ~1.3M and ~4.2M weights, benchmarks/README.md,
+# "Translator"); larger ones are unmeasured and keep one batch at a time, whose latency intra-op
+# threads shorten.
 PARALLEL_MAX_PARAMETERS = 20_000_000
 
 
