@@ -73,7 +73,7 @@ class Gate:
             else:
                 self.state.lifecycle.enter()
                 try:
-                    await self.app(scope, receive, send_with_id)
+                    await self.app(scope, self._bounded(receive), send_with_id)
                 finally:
                     self.state.lifecycle.leave()
         finally:
@@ -81,6 +81,22 @@ class Gate:
                 "ts": round(time.time(), 3), "request_id": request_id, "method": scope["method"], "path": path,
                 "model": scope["state"].get("model"), "status": status[0],
                 "ms": round((time.perf_counter() - start) * 1e3, 2), "client": (scope.get("client") or ("", 0))[0]}))
+
+    def _bounded(self, receive: Receive) -> Receive:
+        """`receive` that stops a body without Content-Length (chunked) once it passes the limit."""
+        limit = self.state.settings.limits.max_body_bytes
+        seen = 0
+
+        async def bounded() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise StarletteHTTPException(413, f"body over the limit of {limit} bytes")
+            return message
+
+        return bounded
 
     def _refusal(self, path: str, headers: dict[str, str]) -> Response | None:
         settings = self.state.settings

@@ -1,6 +1,7 @@
 """Bad input never gets a 5xx: a fixed list of mistakes, then schema fuzzing of the OpenAPI spec."""
 from __future__ import annotations
 
+import http.client
 import json
 import time
 
@@ -57,9 +58,18 @@ def test_each_mistake_is_a_clear_4xx(server, method, path, body, status, says):
 
 def test_body_over_the_limit_is_413_and_the_server_lives_on(server):
     client = Client(server.url)
-    big = json.dumps({"texts": ["x" * 10_000] * 1000}).encode()  # 10 MB > the 8 MiB default
+    # valid requests but for their size: 9 MB of JSON whitespace > the 8 MiB default
+    big = b'{"texts": ["stocks rally"]' + b" " * 9_000_000 + b"}"
+    assert Client(server.url).request("POST", "/v1/classify", raw=big[:30] + b"}")[0] == 200
     status, _, payload = client.request("POST", "/v1/classify", raw=big)
     assert status == 413 and "limit" in json.loads(payload)["error"]
+    for path in ("/v1/classify", "/v2/models/clf/infer"):  # chunked: no Content-Length to refuse up front
+        conn = http.client.HTTPConnection(*server.url.removeprefix("http://").split(":"), timeout=30)
+        conn.request("POST", path, body=iter([big[i:i + 65536] for i in range(0, len(big), 65536)]),
+                     headers={"Content-Type": "application/json"}, encode_chunked=True)
+        response = conn.getresponse()
+        assert response.status == 413 and "limit" in json.loads(response.read())["error"]
+        conn.close()
     assert Client(server.url).request("GET", "/v2/health/ready")[0] == 200
 
 
