@@ -2,7 +2,10 @@
 and by the Ray file job with 2 actors x 1 thread, side by side, alternating, same chunks.
 
     python -m onnxpress.benchmarks.probes.ray_overhead artifacts/seed [--data ../shared/data] [--rounds 2]
-           [--variant int8] [--chunk-rows 2048]
+           [--variant int8] [--chunk-rows 2048] [--single]
+
+`--single` compares 1 local thread with 1 actor x 1 thread instead: the same compute, so the
+difference is what Ray itself costs (actor start, object store, driver hand-off).
 
 Both runs score the same file into parquet with the same chunking; the Ray run's output is
 checked against the local one (labels equal, probabilities to 1e-6). Ray's start-up (`ray.init`)
@@ -46,6 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--variant", default="int8")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--chunk-rows", type=int, default=2048)
+    p.add_argument("--single", action="store_true", help="1 local thread vs 1 actor x 1 thread")
     args = p.parse_args(argv)
 
     import ray
@@ -55,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     from onnxpress.runtime.jobs.score import ScoreConfig, run_score
 
     source = ag_news_test(args.data)
+    local_threads, actors = (1, 1) if args.single else (2, 2)
     started = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
@@ -71,10 +76,10 @@ def main(argv: list[str] | None = None) -> None:
                                          progress=False)
                     t = time.perf_counter()
                     if engine == "local":
-                        clf = Classifier.load(args.artifact, variant=args.variant, device="cpu", threads=2)
+                        clf = Classifier.load(args.artifact, variant=args.variant, device="cpu", threads=local_threads)
                         summary = run_score(clf, config)
                     else:
-                        summary = score_file_on_ray(args.artifact, config, Workers(workers=2, threads=1,
+                        summary = score_file_on_ray(args.artifact, config, Workers(workers=actors, threads=1,
                                                                                    variant=args.variant))
                     seconds = time.perf_counter() - t
                     times[engine].append(seconds)
@@ -87,7 +92,8 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         ray.shutdown()
     local, on_ray = statistics.median(times["local"]), statistics.median(times["ray"])
-    print(f"{rows} rows: local 2 threads {rows / local:.1f} texts/s ({local:.1f} s), Ray 2 actors x 1 thread "
+    print(f"{rows} rows: local {local_threads} thread(s) {rows / local:.1f} texts/s ({local:.1f} s), "
+          f"Ray {actors} actor(s) x 1 thread "
           f"{rows / on_ray:.1f} texts/s ({on_ray:.1f} s): Ray/local time {on_ray / local:.2f}x "
           f"(medians of {args.rounds}); ray.init {ray_start:.1f} s not included")
 
