@@ -20,7 +20,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 # Decoders up to this many weights decode as parallel batches. Measured faster than intra-op
-# threads at both translator presets (decoder graphs of ~1.3M and ~4.2M weights, benchmarks/README.md,
+# threads at both translator presets (decoder graphs of ~1.4M and ~4.3M weights, benchmarks/README.md,
 # "Translator"); larger ones are unmeasured and keep one batch at a time, whose latency intra-op
 # threads shorten.
 PARALLEL_MAX_PARAMETERS = 20_000_000
