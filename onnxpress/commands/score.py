@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from onnxpress.cli import positive_int
+from onnxpress.commands import add_ray_engine
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,10 +38,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing output/errors files, or an interrupted run with other settings")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    add_ray_engine(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.engine == "ray":
+        from onnxpress.runtime.jobs.ray import score_command
+
+        return score_command(args)
     from onnxpress.errors import UserError
     from onnxpress.runtime.classifier import Classifier
     from onnxpress.runtime.jobs.score import ScoreConfig, check_paths, run_score

@@ -6,6 +6,7 @@ import ipaddress
 import os
 import sys
 
+from onnxpress.cli import positive_int
 from onnxpress.errors import UserError
 
 API_KEY_ENV = "ONNXPRESS_API_KEY"
@@ -45,6 +46,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--shutdown-grace", type=float, default=server.shutdown_grace_s,
                    help="seconds to stay up answering not-ready after SIGTERM (for load balancers)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--ray-replicas", type=positive_int, default=None, metavar="N",
+                   help="serve N replicas of this server on Ray Serve (needs onnxpress[ray]; docs/ray.md)")
+    p.add_argument("--ray-autoscaling", default=None, metavar="JSON",
+                   help="Ray Serve autoscaling_config instead of a fixed N, e.g. "
+                        "'{\"min_replicas\": 1, \"max_replicas\": 4}'")
+    p.add_argument("--address", default=None,
+                   help="with --ray-replicas: Ray cluster (auto, ray://HOST:10001; default: a private local Ray)")
     p.set_defaults(func=run)
 
 
@@ -81,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     pairs = parse_model_args(args.artifacts, args.name)
+    if args.ray_replicas or args.ray_autoscaling:
+        from onnxpress.runtime.server.ray_serve import serve_command
+
+        return serve_command(args, settings, pairs)
     logging.basicConfig(level=args.log_level.upper(), format="%(message)s", stream=sys.stderr)
     app = build_app(pairs, settings, variant=args.variant, device=args.device, threads=args.threads,
                     max_batch_tokens=args.max_batch_tokens, max_batch_size=args.max_batch_size)

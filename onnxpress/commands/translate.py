@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from onnxpress.cli import HelpFormatter, positive_int
+from onnxpress.commands import add_ray_engine
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,10 +34,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing output file, or an interrupted run with other settings")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    add_ray_engine(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.engine == "ray":
+        from onnxpress.runtime.jobs.ray import translate_command
+
+        return translate_command(args)
     import sys
     from pathlib import Path
 
