@@ -4,6 +4,9 @@ Sections (each optional): roofline, latency (end-to-end and model-only, per batc
 interleaved), throughput over the whole test set (each contender batching its own way), and
 cold start + peak RSS (one fresh process per contender). `report.py` turns the dict into
 results.json, a Markdown table and PNG plots.
+
+`bench_config.py` holds the settings, `contender_selection.py` picks the contenders and
+`sections/` measures; this module runs them in order.
 """
 from __future__ import annotations
 
@@ -11,7 +14,6 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -20,140 +22,31 @@ import numpy as np
 from onnxpress.errors import UserError
 
 from onnxpress.benchmarks import harness
-from onnxpress.benchmarks.contenders import (
-    Contender, Onnxpress, OptimumORT, TorchCompiled, TorchEager, argmax_labels,
+from onnxpress.benchmarks.bench_config import DEFAULT_PEERS, MODES, PEER_CHOICES, SCHEMA, BenchConfig
+from onnxpress.benchmarks.contender_selection import (
+    PEER_MODULES, build_contenders, missing_modules, resolve_checkpoint,
 )
-from onnxpress.benchmarks.texts import SharedTokenizer, TextSet, load_texts, sample_batches, synthetic_texts
+from onnxpress.benchmarks.contenders import Contender
+from onnxpress.benchmarks.sections.cold_start import cold_start_section
+from onnxpress.benchmarks.sections.common import write_lines
+from onnxpress.benchmarks.sections.latency import latency_section
+from onnxpress.benchmarks.sections.throughput import headline, throughput_section
+from onnxpress.benchmarks.texts import SharedTokenizer, load_texts, synthetic_texts
 
-SCHEMA = "onnxpress-bench/1"
-MODES = ("e2e", "model")
-PEER_CHOICES = ("torch", "torch-sorted", "torch-compile", "optimum", "optimum-fp32", "optimum-int8",
-                "ctranslate2", "openvino")
-DEFAULT_PEERS = ["torch", "torch-sorted", "optimum-int8", "ctranslate2", "openvino"]
-PEER_MODULES = {"optimum-fp32": ("optimum.onnxruntime",), "optimum-int8": ("optimum.onnxruntime",),
-                "ctranslate2-int8": ("ctranslate2",), "openvino-int8": ("openvino", "nncf")}
-
-
-@dataclass
-class BenchConfig:
-    artifact: Path
-    out: Path
-    checkpoint: Path | None = None
-    against: list[str] = field(default_factory=lambda: list(DEFAULT_PEERS))
-    variants: list[str] | None = None  # None: every servable variant for the device
-    batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 32, 128])
-    data: str = "ag_news"
-    synthetic_length: int | None = None  # fixed-length synthetic inputs for the latency section
-    threads: int = 2
-    device: str = "cpu"
-    modes: list[str] = field(default_factory=lambda: list(MODES))
-    latency_budget_s: float = 180.0  # whole latency section, split over its cells
-    throughput_texts: int | None = None  # None: all texts of the data set
-    throughput_rounds: int = 2  # fresh-process runs per contender over the whole text set
-    invariance_texts: int = 300  # batched vs one at a time, first round
-    throughput_budget_s: float | None = 600.0  # stop after the chunk round that crosses it
-    cold_start: bool = True
-    cold_start_runs: int = 2
-    cold_start_workload: int = 256
-    roofline: bool = True
-    roofline_budget_s: float = 1.5  # per GEMM shape
-    gap_s: float = 0.002
-    seed: int = 0
-    progress: bool = True
-    beams: list[int] = field(default_factory=lambda: [1, 4])  # translation artifacts
-    rounds: int = 2  # translation artifacts: whole-test-set rounds per contender
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        return {k: str(v) if isinstance(v, Path) else v for k, v in d.items()}
+__all__ = [  # the names this module exported before the split stay importable from here
+    "DEFAULT_PEERS", "MODES", "PEER_CHOICES", "PEER_MODULES", "SCHEMA", "BenchConfig", "build_contenders",
+    "cold_start_section", "headline", "latency_section", "missing_modules", "model_dims", "resolve_checkpoint",
+    "run_classifier_bench", "throughput_section", "tokenization_check", "write_lines",
+]
 
 
 def log(msg: str) -> None:
+    """One timestamped progress line on stderr."""
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-# -- building contenders ----------------------------------------------------------------------
-
-def resolve_checkpoint(cfg: BenchConfig, manifest: Any) -> Path | None:
-    """--checkpoint, else the source checkpoint the artifact's manifest records (if it exists)."""
-    if cfg.checkpoint is not None:
-        if not (Path(cfg.checkpoint) / "config.json").is_file():
-            raise UserError(f"--checkpoint {cfg.checkpoint} is not a model checkpoint (no config.json)")
-        return Path(cfg.checkpoint)
-    extra = manifest.extra or {}
-    for key in ("source_checkpoint", "checkpoint", "source"):
-        value = extra.get(key)
-        if isinstance(value, dict):
-            value = value.get("path")
-        if isinstance(value, str):
-            path = Path(value)
-            if not path.is_absolute():
-                path = (Path(cfg.artifact) / path) if (Path(cfg.artifact) / path).is_dir() else Path.cwd() / path
-            if (path / "config.json").is_file():
-                return path
-    return None
-
-
-def build_contenders(cfg: BenchConfig, artifact: Any) -> list[Contender]:
-    manifest = artifact.manifest
-    peers = [p.strip() for p in cfg.against if p.strip()]
-    unknown = [p for p in peers if p not in PEER_CHOICES]
-    if unknown:
-        raise UserError(f"unknown --against {', '.join(unknown)} (choose from {', '.join(PEER_CHOICES)})")
-    checkpoint = resolve_checkpoint(cfg, manifest) if peers else None
-    if peers and checkpoint is None:
-        raise UserError(f"--against {','.join(peers)} needs the training checkpoint: pass --checkpoint DIR "
-                        "(the artifact's manifest does not record where it came from)")
-    if peers and cfg.device != "cpu":
-        raise UserError("PyTorch/Optimum contenders are CPU-only in this harness; use --device cpu or --against ''")
-    contenders: list[Contender] = []
-    ml, art = manifest.max_length, cfg.artifact
-    cache = Path(cfg.out) / "cache"
-    if "torch" in peers:
-        contenders.append(TorchEager(checkpoint, ml, art))
-    if "torch-sorted" in peers:
-        contenders.append(TorchEager(checkpoint, ml, art, sort=True))
-    if "torch-compile" in peers:
-        contenders.append(TorchCompiled(checkpoint, ml, art, sort=True))
-    if "optimum" in peers or "optimum-fp32" in peers:
-        contenders.append(OptimumORT(checkpoint, ml, cache, quantize=False, artifact=art))
-    if "optimum" in peers or "optimum-int8" in peers:
-        contenders.append(OptimumORT(checkpoint, ml, cache, quantize=True, artifact=art))
-    if "ctranslate2" in peers:
-        from onnxpress.benchmarks.ct2_contender import CTranslate2Int8
-
-        contenders.append(CTranslate2Int8(checkpoint, ml, art, cache))
-    if "openvino" in peers:
-        from onnxpress.benchmarks.openvino_contender import OpenVINOInt8
-
-        contenders.append(OpenVINOInt8(checkpoint, ml, art, cache))
-    servable = [name for name, v in manifest.variants.items() if v.servable and cfg.device in v.devices]
-    if cfg.variants:
-        missing = [v for v in cfg.variants if v not in manifest.variants]
-        if missing:
-            raise UserError(f"artifact has no variant {', '.join(missing)} (it has: {', '.join(manifest.variants)})")
-        rejected = [v for v in cfg.variants if not manifest.variants[v].servable]
-        if rejected:
-            raise UserError(f"variant(s) {', '.join(rejected)} were rejected at export and are not servable")
-        chosen = list(cfg.variants)
-    else:
-        chosen = servable
-    if not chosen:
-        raise UserError(f"{cfg.artifact} has no servable variant for device {cfg.device!r}")
-    contenders += [Onnxpress(art, v, cfg.device) for v in chosen]
-    return contenders
-
-
-def missing_modules(name: str) -> str | None:
-    """Why peer `name` cannot run here (its optional package is not installed), or None."""
-    import importlib.util
-
-    absent = [m for m in PEER_MODULES.get(name, ()) if importlib.util.find_spec(m.split(".")[0]) is None
-              or importlib.util.find_spec(m) is None]
-    return f"not installed: {', '.join(absent)}" if absent else None
-
-
 def model_dims(checkpoint: Path | None, artifact_root: Path, manifest: Any) -> dict[str, int] | None:
+    """Encoder dimensions for the op counts: checkpoint config, artifact config, else the manifest."""
     from onnxpress.benchmarks.roofline import encoder_config
 
     for path in ([checkpoint / "config.json"] if checkpoint else []) + [artifact_root / "config.json"]:
@@ -164,208 +57,8 @@ def model_dims(checkpoint: Path | None, artifact_root: Path, manifest: Any) -> d
     return encoder_config((manifest.extra or {}).get("model_config", {}))
 
 
-# -- sections ---------------------------------------------------------------------------------
-
-def _iter(items: Sequence[Any], desc: str, enabled: bool) -> Any:
-    if not enabled:
-        return items
-    from tqdm import tqdm
-
-    return tqdm(items, desc=desc, file=sys.stderr, leave=False)
-
-
-def latency_section(contenders: list[Contender], pool: Sequence[str], shared: SharedTokenizer,
-                    cfg: BenchConfig, dims: dict[str, int] | None, roof: dict[str, Any] | None,
-                    reference: str, warnings_out: list[str]) -> list[dict[str, Any]]:
-    from onnxpress.benchmarks.roofline import encoder_ops
-
-    cells = [(m, b) for m in cfg.modes for b in cfg.batch_sizes]
-    deadline = time.perf_counter() + cfg.latency_budget_s
-    results = []
-    for n_cell, (mode, bs) in enumerate(_iter(cells, "latency", cfg.progress)):
-        # what is left of the section's budget, shared by the cells still to run (a slow cell
-        # that had to finish its minimum rounds is paid for by the later ones)
-        per_cell = max(deadline - time.perf_counter(), 0.0) / (len(cells) - n_cell)
-        # distinct inputs per cell: many at small batches (length distribution), few at large ones;
-        # every input is timed at least twice so that repeat spread (noise) can be measured
-        n_inputs = max(2, min(32, 128 // bs))
-        batches = sample_batches(pool, bs, n_inputs, cfg.seed)
-        token_batches = [shared.batch(b) for b in batches]
-        real_tokens = [t.real_tokens for t in token_batches]
-        if mode == "model":
-            prepared = {c.name: [c.prepare_tokens(t) for t in token_batches] for c in contenders}
-            calls: dict[str, Callable[[int], Any]] = {
-                c.name: (lambda i, c=c: argmax_labels(c.run_tokens(prepared[c.name][i]), c.labels()))
-                for c in contenders}
-        else:
-            calls = {c.name: (lambda i, c=c: c.predict_texts(batches[i])) for c in contenders}
-        max_rounds = max(3 * n_inputs, 160 // bs)
-        timed = harness.run_interleaved(
-            calls, n_inputs, warmup=2 if bs <= 8 else 1, min_rounds=3, max_rounds=max_rounds,
-            time_budget_s=per_cell, gap_s=cfg.gap_s, fit_inputs=True)
-        ref = timed.get(reference)
-        for c in contenders:
-            t = timed[c.name]
-            secs = t.seconds
-            cell: dict[str, Any] = {
-                "mode": mode, "batch_size": bs, "contender": c.name, **harness.percentiles(secs),
-                "texts_per_s": bs * len(secs) / sum(secs),
-                "tokens_per_s": sum(real_tokens[k] for k in t.keys) / sum(secs),
-                "distinct_inputs": len(set(t.keys)),
-                "mean_padded_length": float(np.mean([token_batches[k].length for k in t.keys])),
-                "samples_ms": [round(s * 1e3, 4) for s in secs],
-            }
-            cell["spread"] = harness.repeat_spread(secs, t.keys)
-            msg = harness.warn_spread(f"latency {mode} b{bs} {c.name}", cell["spread"])
-            if msg:
-                warnings_out.append(msg)
-            if ref is not None:
-                cell["x_vs_reference"] = harness.paired_ratio(ref.seconds, secs)
-                cell["agreement_with_reference"] = harness.agreement(ref.outputs, t.outputs)
-            if mode == "model" and dims:
-                ops = [encoder_ops(dims, bs, token_batches[k].length) for k in t.keys]
-                gops = float(np.median([o / s for o, s in zip(ops, secs)]) / 1e9)
-                cell["achieved_gops"] = gops
-                if roof and c.precision in roof:
-                    cell["roof_fraction"] = gops / roof[c.precision]["gops"]
-            results.append(cell)
-    return results
-
-
-def write_lines(path: Path, texts: Sequence[str]) -> Path:
-    """One text per line (line breaks inside a text become spaces), for the child processes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(" ".join(t.splitlines()) + "\n" for t in texts), encoding="utf-8")
-    return path
-
-
-def throughput_section(contenders: list[Contender], texts: TextSet, shared: SharedTokenizer,
-                       cfg: BenchConfig, reference: str, label_map: Callable[[str], str],
-                       warnings_out: list[str], dims: dict[str, int] | None = None,
-                       roof: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Every contender scores all texts its best way, each run in its own fresh process (no
-    co-resident threads), rounds interleaved with the order rotated; the first round also
-    checks batch invariance."""
-    from onnxpress.benchmarks.probe import run_probe
-    from onnxpress.benchmarks.roofline import encoder_ops
-
-    n = len(texts)
-    cache = Path(cfg.out) / "cache"
-    stream_file = write_lines(cache / "stream_texts.txt", texts.texts)
-    first_file = write_lines(cache / "first_text.txt", texts.texts[:1])
-    lengths = shared.lengths(texts.texts)
-    useful_ops = sum(encoder_ops(dims, 1, int(k)) for k in lengths) if dims else None
-    runs: dict[str, list[dict[str, Any]]] = {c.name: [] for c in contenders}
-    deadline = time.perf_counter() + (cfg.throughput_budget_s or float("inf"))
-    rounds = 0
-    for r in range(max(1, cfg.throughput_rounds)):
-        if r > 0 and time.perf_counter() > deadline:
-            warnings_out.append(f"throughput: time budget {cfg.throughput_budget_s:.0f}s spent after {r} round(s)")
-            break
-        for j in _iter(range(len(contenders)), f"throughput round {r + 1}", cfg.progress):
-            c = contenders[(j + r) % len(contenders)]
-            runs[c.name].append(run_probe(c.spec, cfg.threads, first_file, stream=stream_file,
-                                          invariance=cfg.invariance_texts if r == 0 else 0))
-        rounds += 1
-    out: dict[str, Any] = {"texts": n, "texts_available": n, "real_tokens": int(lengths.sum()), "rounds": rounds,
-                           "isolated": "one fresh process per contender and round", "contenders": []}
-    ref_labels = next((x["stream_labels"] for x in runs.get(reference, []) if "stream_labels" in x), None)
-    ref_secs = [x["stream_s"] for x in runs.get(reference, []) if "stream_s" in x]
-    for c in contenders:
-        ok = [x for x in runs[c.name] if "stream_s" in x]
-        row: dict[str, Any] = {"contender": c.name, "batching": c.batching(), "precision": c.precision}
-        errors = [x["error"] for x in runs[c.name] if "error" in x]
-        if errors:
-            row["errors"] = errors
-            warnings_out.append(f"throughput {c.name}: {errors[0]}")
-        if not ok:
-            out["contenders"].append(row)
-            continue
-        secs = [x["stream_s"] for x in ok]
-        best = float(np.median(secs))
-        row.update({"seconds": secs, "texts_per_s": n / best, "tokens_per_s": int(lengths.sum()) / best,
-                    "round_texts_per_s": [n / s for s in secs], "peak_rss_mib": max(x["peak_rss_stream_mib"] for x in ok),
-                    "cold_start_s": float(np.median([x["cold_start_s"] for x in ok])),
-                    "invariance": next((x["invariance"] for x in ok if "invariance" in x), None)})
-        row["spread"] = harness.chunk_spread(row["round_texts_per_s"])
-        msg = harness.warn_spread(f"throughput {c.name}", row["spread"])
-        if msg:
-            warnings_out.append(msg)
-        labels = ok[0]["stream_labels"]
-        if texts.labels:
-            row["accuracy"] = float(np.mean([label_map(p) == g for p, g in zip(labels, texts.labels)]))
-        if ref_labels is not None:
-            row["agreement_with_reference"] = float(np.mean([a == b for a, b in zip(ref_labels, labels)]))
-        if ref_secs:
-            row["x_vs_reference"] = float(np.median(ref_secs)) / best
-        if useful_ops is not None:
-            row["useful_gops"] = useful_ops / best / 1e9
-            if roof and c.precision in roof:
-                row["roof_fraction"] = row["useful_gops"] / roof[c.precision]["gops"]
-        out["contenders"].append(row)
-    out["headline"] = headline(out["contenders"], contenders)
-    out["threads"] = {name: x["threads"] for name, rs in runs.items() for x in rs[:1] if "threads" in x}
-    return out
-
-
-def headline(rows: list[dict[str, Any]], contenders: list[Contender]) -> dict[str, Any]:
-    """onnxpress's fastest variant against the fastest peer, and against the seed's batching."""
-    kinds = {c.name: c.spec["kind"] for c in contenders}
-    speed = {r["contender"]: r["texts_per_s"] for r in rows if "texts_per_s" in r}
-    ours = {k: v for k, v in speed.items() if kinds[k] == "onnxpress"}
-    peers = {k: v for k, v in speed.items() if kinds[k] != "onnxpress"}
-    if not ours:
-        return {}
-    best = max(ours, key=ours.get)
-    out: dict[str, Any] = {"onnxpress": best}
-    if peers:
-        peer = max(peers, key=peers.get)
-        out.update(best_peer=peer, x_vs_best_peer=ours[best] / peers[peer])
-    seed = next((c.name for c in contenders if kinds[c.name] == "torch" and not c.sorted_stream), None)
-    if seed in speed:
-        out.update(seed=seed, x_vs_seed=ours[best] / speed[seed])
-    return out
-
-
-def cold_start_section(contenders: list[Contender], texts: Sequence[str], cfg: BenchConfig,
-                       warnings_out: list[str]) -> dict[str, Any]:
-    from onnxpress.benchmarks.probe import run_probe
-
-    cache = Path(cfg.out) / "cache"
-    cache.mkdir(parents=True, exist_ok=True)
-    texts_file = write_lines(cache / "probe_texts.txt", texts[:cfg.cold_start_workload + 1])
-    probed = [c for c in contenders if not isinstance(c, TorchCompiled)]
-    skipped = {c.name: "torch.compile recompiles in every new process (its compile time is reported instead)"
-               for c in contenders if isinstance(c, TorchCompiled)}
-    runs: dict[str, list[dict[str, Any]]] = {c.name: [] for c in probed}
-    steps = [(r, j) for r in range(cfg.cold_start_runs) for j in range(len(probed))]
-    for r, j in _iter(steps, "cold start", cfg.progress):
-        c = probed[(j + r) % len(probed)]
-        runs[c.name].append(run_probe(c.spec, cfg.threads, texts_file, workload=cfg.cold_start_workload))
-    out: dict[str, Any] = {"runs_per_contender": cfg.cold_start_runs, "workload_texts": cfg.cold_start_workload,
-                           "contenders": [], "skipped": skipped}
-    for c in probed:
-        ok = [r for r in runs[c.name] if "error" not in r]
-        errors = [r["error"] for r in runs[c.name] if "error" in r]
-        row: dict[str, Any] = {"contender": c.name, "runs": len(ok)}
-        if errors:
-            row["errors"] = errors
-            warnings_out.append(f"cold start {c.name}: {errors[0]}")
-        if ok:
-            for key in ("cold_start_s", "interpreter_s", "import_s", "load_s", "first_prediction_s",
-                        "rss_after_first_mib", "peak_rss_mib"):
-                row[key] = float(np.median([r[key] for r in ok]))
-            row["cold_start_all_s"] = [r["cold_start_s"] for r in ok]
-            row["torch_imported"] = any(r["torch_imported"] for r in ok)
-            row["modules_loaded"] = ok[0]["modules_loaded"]
-            row["threads"] = ok[0]["threads"]
-        out["contenders"].append(row)
-    return out
-
-
-# -- the whole run ----------------------------------------------------------------------------
-
 def run_classifier_bench(cfg: BenchConfig) -> dict[str, Any]:
+    """Build, check and load the contenders, run the chosen sections; the results dict for `report.py`."""
     from onnxpress.runtime.artifact import Artifact
 
     t_begin = time.perf_counter()

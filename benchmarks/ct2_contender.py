@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from onnxpress.benchmarks.contenders import CheckpointPeer, TokenBatch, building, hf_tokenizer
+from onnxpress.benchmarks.contenders.base import TokenBatch
+from onnxpress.benchmarks.contenders.checkpoint_peer import CheckpointPeer, building, hf_tokenizer
 from onnxpress.errors import UserError
 
 

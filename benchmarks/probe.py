@@ -55,7 +55,7 @@ def child_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     texts = Path(args.texts).read_text(encoding="utf-8").splitlines()
 
-    from onnxpress.benchmarks.contenders import from_spec
+    from onnxpress.benchmarks.contenders.registry import from_spec
 
     contender = from_spec(json.loads(args.spec))
     t_import = time.time()

@@ -10,7 +10,7 @@ import numpy as np
 
 from onnxpress.errors import UserError
 
-from onnxpress.benchmarks.contenders import TokenBatch
+from onnxpress.benchmarks.contenders.base import TokenBatch
 
 
 @dataclass

@@ -78,7 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnxpress.benchmarks.classifier_bench import MODES, BenchConfig
+    from onnxpress.benchmarks.bench_config import MODES, BenchConfig
 
     threads = args.threads or default_threads()
     modes = args.modes or []

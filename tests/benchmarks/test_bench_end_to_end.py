@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from onnxpress.benchmarks.report import write_all
-from onnxpress.benchmarks.classifier_bench import BenchConfig, run_classifier_bench
+from onnxpress.benchmarks.bench_config import BenchConfig
+from onnxpress.benchmarks.classifier_bench import run_classifier_bench
 from onnxpress.errors import UserError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
