@@ -106,11 +106,11 @@ def serve_until_stopped(plan: ReplicaPlan, address: str | None, announce: Any = 
     from onnxpress.runtime.jobs.ray import ray_session
 
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     with ray_session(address):
         from ray import serve
 
+        for sig in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which installs its own SIGTERM handler
+            signal.signal(sig, lambda *_: stop.set())
         url = start(plan)
         count = f"autoscaling {plan.autoscaling}" if plan.autoscaling else f"{plan.replicas} replica(s)"
         announce(f"onnxpress: serving {len(plan.models)} model(s) at {url} (Ray Serve, {count})")
