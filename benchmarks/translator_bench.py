@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from onnxpress.errors import UserError
+
 PYTORCH = "pytorch"
 
 
@@ -105,8 +107,10 @@ def _measure_in_child(c: Contender, job: dict[str, Any], work: Path) -> dict[str
     spec.write_text(json.dumps({**job, "contender": asdict(c)}))
     proc = subprocess.run([sys.executable, "-m", "onnxpress.benchmarks.translator_bench", "--child", str(spec),
                            str(result)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{c.label} failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    if proc.returncode != 0:  # the child's last line names the problem (a UserError is one line)
+        last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        last = last.removeprefix(f"{UserError.__module__}.{UserError.__name__}: ")
+        raise UserError(f"translator bench: {c.label} failed: {last}")
     return json.loads(result.read_text())
 
 
@@ -210,11 +214,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", default="fp32,int8")
     p.add_argument("--out", default=None, help="write the results JSON here")
     args = p.parse_args(argv)
-    results = run_translator_bench(
-        args.checkpoint, args.artifact, data_dir=args.data, split=args.split, limit=args.limit,
-        threads=args.threads, beams=args.beams, rounds=args.rounds, batch_size=args.batch_size,
-        variants=args.variants.split(","), log=lambda m: print(m, file=sys.stderr, flush=True),
-    )
+    try:
+        results = run_translator_bench(
+            args.checkpoint, args.artifact, data_dir=args.data, split=args.split, limit=args.limit,
+            threads=args.threads, beams=args.beams, rounds=args.rounds, batch_size=args.batch_size,
+            variants=args.variants.split(","), log=lambda m: print(m, file=sys.stderr, flush=True),
+        )
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
     print(table(results))

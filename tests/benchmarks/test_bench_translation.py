@@ -86,3 +86,13 @@ def test_translation_bench_needs_checkpoint(toy_translation, tmp_path, capsys):
     _, art, _ = toy_translation
     assert main(["bench", str(art), "--out", str(tmp_path / "o")]) == 2
     assert "--checkpoint" in capsys.readouterr().err
+
+
+def test_a_failing_contender_is_one_line_naming_it(toy_translation, tmp_path):
+    from onnxpress.benchmarks.translator_bench import Contender, _measure_in_child
+    from onnxpress.errors import UserError
+
+    ckpt, art, _ = toy_translation
+    job = {"checkpoint": str(ckpt), "artifact": str(art), "sources": ["Ein Mann."], "beams": [1], "batch_size": 4}
+    with pytest.raises(UserError, match=r"onnxpress-fp16x, 1t 1 thread failed: .*no variant 'fp16x'"):
+        _measure_in_child(Contender("fp16x", 1), job, tmp_path)
