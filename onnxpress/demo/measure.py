@@ -42,7 +42,7 @@ class QuickBench:
         return argv + ["--threads", str(threads), "--out", str(out)]
 
     def translator_argv(self, artifact: Path, checkpoint: Path, data: str, out: Path, threads: int) -> list[str]:
-        """`onnxpress bench` on the translator: the PyTorch reference decoder vs int8, greedy and beam."""
+        """`onnxpress bench` on the translator: PyTorch on the same search vs int8, greedy and beam."""
         return ["bench", str(artifact), "--quick", "--checkpoint", str(checkpoint),
                 "--variants", ",".join(self.variants), "--data", data,
                 "--beams", ",".join(map(str, self.beams)), "--throughput-texts", str(self.sentences),

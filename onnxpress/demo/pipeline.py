@@ -91,7 +91,7 @@ def bench_steps(layout: DemoLayout, quick: QuickBench, test_csv: Path, threads: 
                   "a contender that fails names itself above; rerun with --skip-bench to finish without it",
                   needs=("export-classifier",))]
     if translator_data is not None:
-        steps.append(Step("bench-translator", "translator: PyTorch reference decoder vs onnxpress int8",
+        steps.append(Step("bench-translator", "translator: PyTorch on the same search vs onnxpress int8",
                           quick.translator_argv(layout.translator_artifact, layout.translator_run,
                                                 translator_data, layout.translator_bench, threads),
                           (layout.translator_bench / "results.json",), "rerun with --skip-bench",

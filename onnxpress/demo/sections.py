@@ -63,7 +63,7 @@ def summary_section(layout: DemoLayout) -> Section | None:
         if int8:
             sentences.append(f"The translator's int8 decoded {_f(int8['sentences_per_s'], '.0f')} sentences/s "
                              f"({search.replace('beam', 'beam ')}), **{_f(int8['speedup_vs_pytorch'], '.2f')}x** "
-                             "the PyTorch reference decoder.")
+                             "PyTorch driven by the same search.")
     sentences.append(f"Measured {measured_on(results)}; a short run, details and caveats in section 4.")
     return Section("In one paragraph", [" ".join(sentences)])
 
@@ -204,8 +204,8 @@ def translator_section(layout: DemoLayout, commands: list[str]) -> Section | Non
                  _f(r["speedup_vs_pytorch"], ".2f"), _f(r["bleu"], ".2f"), _pct(r["same_output_as_pytorch"])]
                 for beam, run in translation["runs"].items() for name, r in run.items()]
         section.paragraphs.append(
-            f"Int8 vs the PyTorch reference decoder on {translation['sentences']} test sentences, same batching "
-            f"(batch {translation['batch_size']}), measured {measured_on(results)}.")
+            f"Int8 vs PyTorch driven by the same search (same batching, batch {translation['batch_size']}, same "
+            f"early exit) on {translation['sentences']} test sentences, measured {measured_on(results)}.")
         section.tables.append(Table(["search", "contender", "mode", "sentences/s", "x PyTorch", "BLEU",
                                      "same output as PyTorch"], rows))
         plot = layout.translator_bench / "throughput_vs_beam.png"
