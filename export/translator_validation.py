@@ -2,6 +2,7 @@
 
 - parity: share of sentences whose greedy tokens equal PyTorch's (fp32 must reach
   `min_greedy_parity`), and the largest attention difference on those sentences;
+- the reference sample (PyTorch greedy on the first sources) the runtime re-checks on a GPU;
 - BLEU (sacrebleu, detokenized) of each variant at `eval_beam`, next to PyTorch's;
   a variant whose BLEU falls more than `max_bleu_drop` below PyTorch's is kept on disk
   but marked not servable, with the reason, in `manifest.json`.
@@ -17,12 +18,15 @@ import numpy as np
 
 from onnxpress.export.gate import gate_reasons
 from onnxpress.runtime.artifact import Manifest
+from onnxpress.runtime.gpu_check import DEFAULT_MAX_TOKEN_MISMATCH, DEFAULT_SCORE_TOLERANCE, SAMPLE_KEY
 from onnxpress.runtime.translator import Translator
 from onnxpress.training.bleu import bleu_score
 from onnxpress.training.translator_checkpoint import LoadedTranslator
 
 if TYPE_CHECKING:
     from onnxpress.export.translator import ExportOptions
+
+REFERENCE_SAMPLE_ROWS = 16  # sentences the runtime decodes on first GPU load
 
 
 def reference_decode(model: Any, cfg: Any, source_ids: list[list[int]], beam: int = 1,
@@ -51,6 +55,22 @@ def reference_decode(model: Any, cfg: Any, source_ids: list[list[int]], beam: in
     return out  # type: ignore[return-value]
 
 
+def reference_sample(model: Any, cfg: Any, sources: list[str], source_ids: list[list[int]],
+                     rows: int = REFERENCE_SAMPLE_ROWS) -> dict[str, Any]:
+    """The first sources with PyTorch's greedy tokens and summed log-probabilities, stored as
+    `manifest.extra["reference_sample"]` for the runtime's GPU self-check (runtime/gpu_check.py)."""
+    from onnxpress.training.decoding import decode, pad_batch
+
+    n = min(rows, len(sources))
+    hyps = []
+    if n:
+        ids, mask = pad_batch([list(s) for s in source_ids[:n]], cfg.pad_id)
+        hyps = decode(model, ids, mask, beam_size=1)
+    return {"texts": [str(t) for t in sources[:n]], "tokens": [list(map(int, h.tokens)) for h in hyps],
+            "log_probs": [round(float(h.score), 6) for h in hyps], "tolerance": DEFAULT_SCORE_TOLERANCE,
+            "max_token_mismatch": DEFAULT_MAX_TOKEN_MISMATCH}
+
+
 def _open_variant(out: Path, variant: str, threads: int | None, batch_size: int) -> Translator:
     """A runtime Translator on `variant`, on CPU whatever the variant's target device.
 
@@ -73,6 +93,7 @@ def validate(out: str | Path, loaded: LoadedTranslator, manifest: Manifest, opti
     ref_greedy = reference_decode(model, cfg, src_ids, beam=1, batch_size=options.batch_size,
                                   progress=options.progress, desc="pytorch greedy")
     ref_greedy_s = time.perf_counter() - t
+    manifest.extra[SAMPLE_KEY] = reference_sample(model, cfg, sources, src_ids)
     detok = fp32_tr.target.decode_batch
     ref_text = {1: detok([tok for tok, _ in ref_greedy], skip_special_tokens=True)}
     ref_seconds = {1: ref_greedy_s}

@@ -6,9 +6,12 @@ reference sample and is refused, with the numbers, when its outputs leave the to
 result is cached per model hash, variant, device and onnxruntime version in
 `~/.cache/onnxpress/gpu-check/` (outside the artifact, which may be read-only).
 
-The sample is `manifest.extra["reference_sample"]`, written by export:
-`{"texts": [...], "expected": [[...], ...], "tolerance": 0.02}` (expected = probabilities of the
-PyTorch fp32 reference, one row per text). Without it the check is skipped with a logged note.
+The sample is `manifest.extra["reference_sample"]`, written by export. Classifier:
+`{"texts": [...], "expected": [[...], ...], "tolerance": 0.02}` (probabilities of the PyTorch fp32
+reference, one row per text; `compare_to_sample`). Translator: `{"texts": [...], "tokens":
+[[...], ...], "log_probs": [...], "tolerance": 0.05, "max_token_mismatch": 0.2}` (PyTorch greedy
+token ids without </s> and their summed log-probabilities; `compare_translations`). Without it the
+check is skipped with a logged note.
 """
 from __future__ import annotations
 
@@ -28,7 +31,11 @@ log = logging.getLogger("onnxpress.runtime")
 SAMPLE_KEY = "reference_sample"
 DEFAULT_TOLERANCE = 0.02
 
-Outputs = Callable[[list[str]], np.ndarray]
+DEFAULT_SCORE_TOLERANCE = 0.05  # summed log-probability of a greedy translation
+DEFAULT_MAX_TOKEN_MISMATCH = 0.2  # share of sample sentences whose greedy tokens may differ
+
+Outputs = Callable[[list[str]], Any]
+Compare = Callable[[Outputs, dict[str, Any]], dict[str, Any]]
 
 
 def validated_providers(variant: Any) -> set[str]:
@@ -56,7 +63,36 @@ def compare_to_sample(outputs: Outputs, sample: dict[str, Any]) -> dict[str, Any
         raise UserError(f"extra.{SAMPLE_KEY} expects outputs {expected.shape}, the model gives {got.shape}; "
                         "re-export the artifact")
     diff = float(np.max(np.abs(got - expected))) if got.size else 0.0
-    return {"rows": len(texts), "max_abs_diff": diff, "tolerance": tolerance, "passed": diff <= tolerance}
+    return {"rows": len(texts), "max_abs_diff": diff, "tolerance": tolerance, "passed": diff <= tolerance,
+            "detail": f"max |diff| {diff:.3g} > {tolerance:g} over {len(texts)} texts"}
+
+
+def compare_translations(outputs: Outputs, sample: dict[str, Any]) -> dict[str, Any]:
+    """Greedy-decode the sample's texts; compare token ids and summed log-probabilities with PyTorch's.
+
+    Fails when more than `max_token_mismatch` of the sentences decode differently, or when a
+    sentence with the same tokens differs in log-probability by more than `tolerance`.
+    """
+    try:
+        texts = [str(t) for t in sample["texts"]]
+        tokens = [[int(t) for t in row] for row in sample["tokens"]]
+        log_probs = [float(x) for x in sample["log_probs"]]
+        tolerance = float(sample.get("tolerance", DEFAULT_SCORE_TOLERANCE))
+        max_mismatch = float(sample.get("max_token_mismatch", DEFAULT_MAX_TOKEN_MISMATCH))
+        if not len(texts) == len(tokens) == len(log_probs):
+            raise ValueError("texts, tokens and log_probs differ in length")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"malformed extra.{SAMPLE_KEY} in the manifest ({exc}); re-export the artifact") from None
+    got = outputs(texts)
+    same = [list(g_tokens) == want for (g_tokens, _), want in zip(got, tokens)]
+    diffs = [abs(float(g_lp) - want) for (_, g_lp), want, ok in zip(got, log_probs, same) if ok]
+    mismatch = 1.0 - float(np.mean(same)) if same else 0.0
+    diff = max(diffs, default=0.0)
+    passed = mismatch <= max_mismatch and diff <= tolerance
+    return {"rows": len(texts), "max_abs_diff": diff, "tolerance": tolerance, "token_mismatch": mismatch,
+            "max_token_mismatch": max_mismatch, "passed": passed,
+            "detail": (f"greedy tokens differ on {mismatch:.0%} of {len(texts)} sentences (allowed "
+                       f"{max_mismatch:.0%}), max |log-prob diff| {diff:.3g} (tolerance {tolerance:g})")}
 
 
 def cache_file(model: Any) -> str:
@@ -69,9 +105,11 @@ def cache_file(model: Any) -> str:
     return os.path.join(folder, f"{model.variant}-{model.device}-ort{onnxruntime.__version__}.json")
 
 
-def run_gpu_check(model: Any, outputs: Outputs, cache_path: str) -> dict[str, Any] | None:
+def run_gpu_check(model: Any, outputs: Outputs, cache_path: str,
+                  compare: Compare = compare_to_sample) -> dict[str, Any] | None:
     """Check `model` against its artifact's sample (cached in `cache_path`); refuse when it drifts.
 
+    `compare(outputs, sample)` measures the model (`compare_to_sample`, `compare_translations`).
     Returns the result, or None when the artifact stores no sample.
     """
     if os.path.isfile(cache_path):
@@ -83,23 +121,30 @@ def run_gpu_check(model: Any, outputs: Outputs, cache_path: str) -> dict[str, An
             log.info("%s: no extra.%s in the manifest; GPU self-check of %s on %s skipped",
                      model.artifact.root, SAMPLE_KEY, model.variant, model.device)
             return None
-        result = compare_to_sample(outputs, sample)
-        from onnxpress.runtime.jobs.durable import atomic_write_text
+        result = compare(outputs, sample)
+        from onnxpress.runtime.durable import atomic_write_text
 
         atomic_write_text(Path(cache_path), json.dumps(result))
     if not result["passed"]:
         raise UserError(
             f"variant {model.variant!r} on {model.device} leaves the tolerance on the artifact's reference "
-            f"sample: max |diff| {result['max_abs_diff']:.3g} > {result['tolerance']:g} over {result['rows']} "
-            f"texts (it was validated on CPU only); serve it on cpu or choose another variant "
+            f"sample: {result.get('detail') or describe(result)} (it was validated on CPU only); "
+            f"serve it on cpu or choose another variant "
             f"(result cached in {cache_path})"
         )
     return result
 
 
-def ensure_gpu_checked(model: Any, outputs: Outputs) -> dict[str, Any] | None:
-    """`run_gpu_check` when `model` runs on a GPU provider its variant was not validated on."""
+def describe(result: dict[str, Any]) -> str:
+    return f"max |diff| {result['max_abs_diff']:.3g} > {result['tolerance']:g} over {result['rows']} texts"
+
+
+def ensure_gpu_checked(model: Any, outputs: Outputs, compare: Compare = compare_to_sample,
+                       providers: list[str] | None = None) -> dict[str, Any] | None:
+    """`run_gpu_check` when `model` runs on a GPU provider its variant was not validated on
+    (`providers`: the session's, read from `model.engine` unless given)."""
     spec = model.artifact.manifest.variants[model.variant]
-    if not needs_gpu_check(spec, model.engine.providers):
+    active = model.engine.providers if providers is None else providers
+    if not needs_gpu_check(spec, active):
         return None
-    return run_gpu_check(model, outputs, cache_file(model))
+    return run_gpu_check(model, outputs, cache_file(model), compare)

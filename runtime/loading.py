@@ -11,14 +11,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from onnxpress.errors import UserError
 from onnxpress.runtime.artifact import Artifact, TensorSpec, Variant
 from onnxpress.runtime.devices import Accelerators, check_device, detect
 from onnxpress.runtime.engine import EngineConfig
 from onnxpress.runtime.opset import check_opset
-from onnxpress.runtime.tensorrt import model_cache_dir, profile_shapes, tensorrt_options
+from onnxpress.runtime.tensorrt import DimRange, model_cache_dir, profile_shapes, tensorrt_options
 from onnxpress.runtime.token_budget import TokenBudget
 from onnxpress.runtime.variants import choose
 
@@ -99,9 +99,10 @@ def token_budget(max_batch_tokens: int | None, max_batch_size: int | None, defau
 def engine_config(opened: OpenedVariant, threads: int | None, *, role: str = "model",
                   io_binding: bool | None = None, cuda_graphs: bool = False, mem_arena: bool = True,
                   session_config: dict[str, str] | None = None, budget: TokenBudget | None = None,
-                  profile_inputs: Sequence[TensorSpec] = ()) -> EngineConfig:
+                  profile_inputs: Sequence[TensorSpec] = (),
+                  profile_dims: Mapping[str, DimRange] | None = None) -> EngineConfig:
     """Engine settings for one model of `opened`: TensorRT options from its precision and caches,
-    optimization profiles from the token budget.
+    optimization profiles from the token budget (`profile_dims`: ranges of other named axes).
 
     The CPU arena is kept and never shrunk: the token budget bounds every tensor, and shrinking
     after each run grows RSS through malloc fragmentation instead (benchmarks/README.md, "Memory soak").
@@ -109,7 +110,7 @@ def engine_config(opened: OpenedVariant, threads: int | None, *, role: str = "mo
     device, spec = opened.device, opened.spec
     trt = None
     if device == "tensorrt":
-        profiles = (profile_shapes(profile_inputs, budget, opened.artifact.manifest.max_length)
+        profiles = (profile_shapes(profile_inputs, budget, opened.artifact.manifest.max_length, profile_dims)
                     if budget is not None and profile_inputs else None)
         trt = tensorrt_options(spec.precision, model_cache_dir(opened.model_sha256(role), "tensorrt"), profiles)
     return EngineConfig(

@@ -7,13 +7,13 @@
 - caches: engines and timing caches live in a per-model cache folder outside the artifact (which
   may be read-only), keyed by the model's sha256, so a second load does not rebuild.
 - profiles: one optimization profile covering every (batch, length) the token-budget planner can
-  emit (1..max_batch_size rows, 1..max_length tokens), so TensorRT builds one engine, never one
-  per new shape.
+  emit (1..max_batch_size rows, 1..max_length tokens; other named axes such as the translator's
+  beam take their own range), so TensorRT builds one engine, never one per new shape.
 """
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from onnxpress.runtime.artifact import TensorSpec
 from onnxpress.runtime.token_budget import TokenBudget, round_up
@@ -38,30 +38,51 @@ def model_cache_dir(model_sha256: str, kind: str) -> str:
     return path
 
 
-def profile_shapes(inputs: Sequence[TensorSpec], budget: TokenBudget, max_length: int) -> dict[str, str]:
+DimRange = tuple[int, int, int]  # (min, opt, max) of one symbolic dimension
+
+
+def profile_shapes(inputs: Sequence[TensorSpec], budget: TokenBudget, max_length: int,
+                   named: Mapping[str, DimRange] | None = None) -> dict[str, str]:
     """`trt_profile_{min,opt,max}_shapes` covering every batch the planner makes.
 
-    The first symbolic dimension is the batch (1..max_batch_size), other symbolic dimensions are
-    token lengths (1..max_length rounded up to the budget's multiple); static dimensions stay.
+    A symbolic dimension listed in `named` takes that range (the translator's beam axis); otherwise
+    the first symbolic dimension is the batch (1..max_batch_size) and the others are token lengths
+    (1..max_length rounded up to the budget's multiple); static dimensions stay.
     The optimum is a half-length batch that fills the token budget.
     """
     longest = round_up(max_length, budget.pad_to_multiple)
     opt_length = max(1, longest // 2)
     opt_rows = max(1, min(budget.max_batch_size, budget.max_batch_tokens // opt_length))
-    ranges = {"min": (1, 1), "opt": (opt_rows, opt_length), "max": (budget.max_batch_size, longest)}
+    rows = (1, opt_rows, budget.max_batch_size)
+    lengths = (1, opt_length, longest)
+    named = dict(named or {})
     shapes: dict[str, str] = {}
-    for which, (rows, length) in ranges.items():
+    for k, which in enumerate(("min", "opt", "max")):
         parts = []
         for spec in inputs:
             dims = []
             for axis, dim in enumerate(spec.shape):
                 if isinstance(dim, int):
                     dims.append(dim)
+                elif isinstance(dim, str) and dim in named:
+                    dims.append(named[dim][k])
                 else:
-                    dims.append(rows if axis == 0 else length)
+                    dims.append((rows if axis == 0 else lengths)[k])
             parts.append(f"{spec.name}:{'x'.join(str(d) for d in dims)}")
         shapes[f"trt_profile_{which}_shapes"] = ",".join(parts)
     return shapes
+
+
+def graph_inputs(model_path: str | os.PathLike) -> list[TensorSpec]:
+    """The inputs of an ONNX graph as ONNX Runtime reads them (a CPU session, no optimization):
+    for graphs whose manifest does not list every input's static dimensions."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    return [TensorSpec(i.name, i.type, [d if isinstance(d, (int, str)) else "?" for d in i.shape])
+            for i in session.get_inputs()]
 
 
 def parse_profile(value: str) -> dict[str, tuple[int, ...]]:

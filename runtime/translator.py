@@ -25,10 +25,14 @@ from onnxpress.errors import UserError
 from onnxpress.runtime.artifact import Artifact
 from onnxpress.runtime.token_budget import TokenBudget
 from onnxpress.runtime.devices import Accelerators
-from onnxpress.runtime.engine import Engine
+from onnxpress.runtime.engine import Engine, EngineConfig
+from onnxpress.runtime.gpu_check import compare_translations, ensure_gpu_checked
 from onnxpress.runtime.beam_search import Hypothesis, beam_search, greedy_search
-from onnxpress.runtime.loading import choose_for, engine_config, open_artifact, open_variant, token_budget
+from onnxpress.runtime.loading import (
+    OpenedVariant, choose_for, engine_config, open_artifact, open_variant, token_budget,
+)
 from onnxpress.runtime.parallel_runs import ParallelRuns, decoder_parameters, split_threads
+from onnxpress.runtime.tensorrt import graph_inputs
 from onnxpress.runtime.text_tokenizer import Encoded, TextTokenizer, check_texts
 
 TASK = "translation"
@@ -43,6 +47,8 @@ STEP_OUTPUTS = ("topk_log_probs", "topk_ids", "new_hidden", "attention")
 CPU_MAX_BATCH_SIZE = 64
 GPU_MAX_BATCH_SIZE = 256
 DEFAULT_MAX_BATCH_TOKENS = 4096
+# TensorRT profiles cover beams 1..MAX_PROFILE_BEAM; a wider beam makes ORT build another engine.
+MAX_PROFILE_BEAM = 8
 
 
 @dataclass
@@ -153,19 +159,25 @@ class Translator:
         threads: int | None = None,
         *,
         accelerators: Accelerators | None = None,
+        gpu_check: bool = True,
         **options: Any,
     ) -> "Translator":
         """Open a translation artifact and start its two sessions.
 
         variant: "auto" or a name from the manifest (int8 on CPU, fp16 on CUDA by default);
-        device: "auto", "cpu", "cuda"; threads: intra-op threads per session (None: ORT's
+        device: "auto", "cpu", "cuda", "tensorrt"; threads: intra-op threads per session (None: ORT's
         default). `options` are those of `open` (max_batch_size, max_batch_tokens, io_binding,
         mem_arena, verify: the sha256 of every file is checked before ONNX Runtime sees it; workers:
-        batches decoded in parallel on CPU, "auto" by model size).
+        batches decoded in parallel on CPU, "auto" by model size). A variant validated only on CPU
+        is checked against the artifact's reference sample (greedy) on first GPU load.
         """
         artifact = open_artifact(path, TASK)
         variant, device = choose_for(artifact, variant, device, accelerators)
-        return cls.open(artifact, variant, device, threads, **options)
+        translator = cls.open(artifact, variant, device, threads, **options)
+        if gpu_check:
+            ensure_gpu_checked(translator, translator.greedy_outputs, compare_translations,
+                               translator.encoder.providers)
+        return translator
 
     @classmethod
     def open(cls, artifact: str | os.PathLike | Artifact, variant: str, device: str,
@@ -191,14 +203,19 @@ class Translator:
         budget = token_budget(max_batch_tokens, max_batch_size, DEFAULT_MAX_BATCH_TOKENS,
                               GPU_MAX_BATCH_SIZE if device != "cpu" else CPU_MAX_BATCH_SIZE)
         encoder, decoder = (
-            Engine(opened.models[role], engine_config(opened, threads, role=role, io_binding=io_binding,
-                                                      mem_arena=mem_arena))
+            Engine(opened.models[role], session_config(opened, role, threads, budget, io_binding, mem_arena))
             for role in ("encoder", "decoder_step")
         )
         return cls(opened.artifact, variant, encoder, decoder, source, tgt_path, budget, source_path=src_path,
                    runs=ParallelRuns(n_runs))
 
     # -- translation ---------------------------------------------------------------
+    def greedy_outputs(self, texts: Sequence[str]) -> list[tuple[list[int], float]]:
+        """(token ids without </s>, summed log-probability) of the greedy search per text: what the
+        GPU self-check compares with PyTorch's greedy decode."""
+        hyps = self.search(self.source.encode(check_texts(texts), with_type_ids=False), beam_size=1)
+        return [(list(h.tokens), float(h.log_prob)) for h in hyps]
+
     def translate(
         self,
         texts: Sequence[str],
@@ -293,6 +310,19 @@ class Translator:
 
     def __repr__(self) -> str:
         return f"Translator({str(self.artifact.root)!r}, variant={self.variant!r}, device={self.device!r})"
+
+
+def session_config(opened: OpenedVariant, role: str, threads: int | None, budget: TokenBudget,
+                   io_binding: bool | None, mem_arena: bool) -> EngineConfig:
+    """Engine settings of the encoder or decoder_step graph; on TensorRT, optimization profiles
+    from the batch plan: sentences 1..max_batch_size, source tokens 1..max_length, beams
+    1..MAX_PROFILE_BEAM (static widths read from the graph)."""
+    if opened.device != "tensorrt":
+        return engine_config(opened, threads, role=role, io_binding=io_binding, mem_arena=mem_arena)
+    default_beam = int(opened.artifact.manifest.extra.get("beam_size", 4))
+    beam = (1, min(max(default_beam, 1), MAX_PROFILE_BEAM), MAX_PROFILE_BEAM)
+    return engine_config(opened, threads, role=role, io_binding=io_binding, mem_arena=mem_arena, budget=budget,
+                         profile_inputs=graph_inputs(opened.models[role]), profile_dims={"beam": beam})
 
 
 def _vocab_size(artifact: Artifact, decoder: Engine, target: Any) -> int:
