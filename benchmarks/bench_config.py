@@ -7,8 +7,12 @@ from typing import Any
 
 SCHEMA = "onnxpress-bench/1"
 MODES = ("e2e", "model")
-PEER_CHOICES = ("torch", "torch-sorted", "torch-compile", "optimum", "optimum-fp32", "optimum-int8",
+PEER_CHOICES = ("torch", "torch-sorted", "torch-compile", "torch-fp16", "optimum", "optimum-fp32", "optimum-int8",
                 "ctranslate2", "openvino")
+DEVICES = ("cpu", "cuda", "tensorrt")
+# peers that run on a GPU device (PyTorch on CUDA); the others are CPU-only in this harness
+GPU_PEERS = ("torch", "torch-sorted", "torch-fp16")
+CUDA_ONLY_PEERS = ("torch-fp16",)
 DEFAULT_PEERS = ["torch", "torch-sorted", "optimum-int8", "ctranslate2", "openvino"]
 
 
@@ -23,7 +27,7 @@ class BenchConfig:
     data: str = "ag_news"
     synthetic_length: int | None = None  # fixed-length synthetic inputs for the latency section
     threads: int = 2
-    device: str = "cpu"
+    device: str = "cpu"  # one of DEVICES
     modes: list[str] = field(default_factory=lambda: list(MODES))
     latency_budget_s: float = 180.0  # whole latency section, split over its cells
     throughput_texts: int | None = None  # None: all texts of the data set

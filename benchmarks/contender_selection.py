@@ -7,8 +7,9 @@ from typing import Any
 
 from onnxpress.errors import UserError
 
-from onnxpress.benchmarks.bench_config import PEER_CHOICES, BenchConfig
+from onnxpress.benchmarks.bench_config import CUDA_ONLY_PEERS, DEVICES, GPU_PEERS, PEER_CHOICES, BenchConfig
 from onnxpress.benchmarks.contenders import Contender, Onnxpress, OptimumORT, TorchCompiled, TorchEager
+from onnxpress.benchmarks.contenders.torch_peers import TorchFp16
 
 PEER_MODULES = {"optimum-fp32": ("optimum.onnxruntime",), "optimum-int8": ("optimum.onnxruntime",),
                 "ctranslate2-int8": ("ctranslate2",), "openvino-int8": ("openvino", "nncf")}
@@ -34,26 +35,53 @@ def resolve_checkpoint(cfg: BenchConfig, manifest: Any) -> Path | None:
     return None
 
 
-def build_contenders(cfg: BenchConfig, artifact: Any) -> list[Contender]:
+def check_device(device: str, peers: list[str], accelerators: Any = None) -> None:
+    """Refuse, in one line, a device this machine cannot run or a peer that cannot run on it.
+
+    `accelerators` (an `onnxpress.runtime.devices.Accelerators`) injects the machine probe (tests).
+    """
+    if device not in DEVICES:
+        raise UserError(f"unknown --device {device!r} (choose from {', '.join(DEVICES)})")
+    if device == "cpu":
+        cuda_only = [p for p in peers if p in CUDA_ONLY_PEERS]
+        if cuda_only:
+            raise UserError(f"--against {','.join(cuda_only)} is CUDA autocast: it needs --device cuda or tensorrt")
+        return
+    from onnxpress.runtime.devices import detect
+
+    acc = accelerators or detect()
+    if not acc.usable(device):
+        raise UserError(f"--device {device} is not usable here: {acc.why_not(device)}")
+    cpu_only = [p for p in peers if p not in GPU_PEERS]
+    if cpu_only:
+        raise UserError(f"--against {','.join(cpu_only)}: CPU-only in this harness; on --device {device} "
+                        f"compare with {', '.join(GPU_PEERS)} (or --against '')")
+
+
+def build_contenders(cfg: BenchConfig, artifact: Any, accelerators: Any = None) -> list[Contender]:
     """The peers of `cfg.against` first, then one onnxpress contender per chosen servable variant."""
+    from onnxpress.runtime.variants import runs_on
+
     manifest = artifact.manifest
     peers = [p.strip() for p in cfg.against if p.strip()]
     unknown = [p for p in peers if p not in PEER_CHOICES]
     if unknown:
         raise UserError(f"unknown --against {', '.join(unknown)} (choose from {', '.join(PEER_CHOICES)})")
+    check_device(cfg.device, peers, accelerators)
     checkpoint = resolve_checkpoint(cfg, manifest) if peers else None
     if peers and checkpoint is None:
         raise UserError(f"--against {','.join(peers)} needs the training checkpoint: pass --checkpoint DIR "
                         "(the artifact's manifest does not record where it came from)")
-    if peers and cfg.device != "cpu":
-        raise UserError("PyTorch/Optimum contenders are CPU-only in this harness; use --device cpu or --against ''")
     contenders: list[Contender] = []
     ml, art = manifest.max_length, cfg.artifact
     cache = Path(cfg.out) / "cache"
+    torch_device = "cpu" if cfg.device == "cpu" else "cuda"
     if "torch" in peers:
-        contenders.append(TorchEager(checkpoint, ml, art))
+        contenders.append(TorchEager(checkpoint, ml, art, device=torch_device))
     if "torch-sorted" in peers:
-        contenders.append(TorchEager(checkpoint, ml, art, sort=True))
+        contenders.append(TorchEager(checkpoint, ml, art, sort=True, device=torch_device))
+    if "torch-fp16" in peers:
+        contenders.append(TorchFp16(checkpoint, ml, art, device=torch_device))
     if "torch-compile" in peers:
         contenders.append(TorchCompiled(checkpoint, ml, art, sort=True))
     if "optimum" in peers or "optimum-fp32" in peers:
@@ -68,7 +96,7 @@ def build_contenders(cfg: BenchConfig, artifact: Any) -> list[Contender]:
         from onnxpress.benchmarks.openvino_contender import OpenVINOInt8
 
         contenders.append(OpenVINOInt8(checkpoint, ml, art, cache))
-    servable = [name for name, v in manifest.variants.items() if v.servable and cfg.device in v.devices]
+    servable = [name for name, v in manifest.variants.items() if v.servable and runs_on(v, cfg.device)]
     if cfg.variants:
         missing = [v for v in cfg.variants if v not in manifest.variants]
         if missing:

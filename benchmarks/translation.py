@@ -20,26 +20,28 @@ SCHEMA = "onnxpress-bench-translation/1"
 
 
 def run_translation_bench(cfg: Any) -> dict[str, Any]:
-    """`cfg` is a `classifier_bench.BenchConfig`; uses checkpoint, variants, threads, throughput_texts, quick rounds."""
+    """`cfg` is a `classifier_bench.BenchConfig`; uses checkpoint, variants, threads, device (the
+    onnxpress variants'; PyTorch's modules stay on CPU), throughput_texts, quick rounds."""
+    from onnxpress.benchmarks.contender_selection import check_device
     from onnxpress.benchmarks.translator_bench import run_translator_bench
     from onnxpress.runtime.artifact import Artifact
+    from onnxpress.runtime.variants import runs_on
 
     t0 = time.perf_counter()
     manifest = Artifact.open(cfg.artifact).manifest
     if cfg.checkpoint is None or not Path(cfg.checkpoint).is_dir():
         raise UserError("translator benchmarks need the training checkpoint: pass --checkpoint DIR "
                         "(the PyTorch contender runs its modules)")
-    if cfg.device != "cpu":
-        raise UserError("the translator comparison runs on CPU (the PyTorch reference is CPU-only here)")
-    variants = cfg.variants or [n for n, v in manifest.variants.items() if v.servable and "cpu" in v.devices]
+    check_device(cfg.device, [])
+    variants = cfg.variants or [n for n, v in manifest.variants.items() if v.servable and runs_on(v, cfg.device)]
     if not variants:
-        raise UserError(f"{cfg.artifact} has no servable CPU variant")
+        raise UserError(f"{cfg.artifact} has no servable variant for device {cfg.device!r}")
     data_dir = cfg.data if cfg.data not in ("ag_news", "multi30k") else None
     env = harness.capture_environment()
     warnings_out: list[str] = []
     res = run_translator_bench(
         str(cfg.checkpoint), str(cfg.artifact), data_dir=data_dir, limit=cfg.throughput_texts or None,
-        threads=(cfg.threads,), beams=tuple(cfg.beams), rounds=cfg.rounds, variants=variants,
+        threads=(cfg.threads,), beams=tuple(cfg.beams), rounds=cfg.rounds, variants=variants, device=cfg.device,
         log=lambda m: print(f"[bench] {m}", flush=True, file=__import__("sys").stderr))
     # compute threads = intra-op threads x batches decoded at once
     budgets = {label: {"compute": c["compute_threads"]} for label, c in res["contenders"].items()}

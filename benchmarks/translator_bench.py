@@ -70,7 +70,7 @@ def contenders_for(variants: Sequence[str], thread_counts: Sequence[int]) -> lis
     return out
 
 
-def load_contender(c: Contender, checkpoint: str, artifact: str, batch_size: int):
+def load_contender(c: Contender, checkpoint: str, artifact: str, batch_size: int, device: str = "cpu"):
     """The contender's `Translator`, its threads set (call once per process)."""
     if c.engine == PYTORCH:
         import torch
@@ -82,14 +82,14 @@ def load_contender(c: Contender, checkpoint: str, artifact: str, batch_size: int
         return torch_translator(checkpoint, artifact, workers=c.workers, max_batch_size=batch_size)
     from onnxpress.runtime.translator import Translator
 
-    return Translator.load(artifact, variant=c.engine, device="cpu", threads=c.threads, workers=c.workers,
+    return Translator.load(artifact, variant=c.engine, device=device, threads=c.threads, workers=c.workers,
                            max_batch_size=batch_size)
 
 
 def measure(c: Contender, checkpoint: str, artifact: str, sources: list[str], beams: Sequence[int],
-            batch_size: int) -> dict[str, Any]:
+            batch_size: int, device: str = "cpu") -> dict[str, Any]:
     """In this process: load, warm up, then time the whole set once per beam size."""
-    tr = load_contender(c, checkpoint, artifact, batch_size)
+    tr = load_contender(c, checkpoint, artifact, batch_size, device)
     info = tr.describe()
     out: dict[str, Any] = {"seconds": {}, "outputs": {}, "session": info,
                            "compute_threads": int(info["intra_op_num_threads"]) * tr.runs.workers}
@@ -118,8 +118,9 @@ def run_translator_bench(checkpoint: str, artifact: str, *, data_dir: str | None
                          split: str = "test_2016_flickr", limit: int | None = None,
                          threads: int | Sequence[int] = (1, 2), beams: Sequence[int] = (1, 4), rounds: int = 2,
                          batch_size: int = 64, variants: Sequence[str] = ("fp32", "int8"),
-                         log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Throughput and BLEU of every contender at each beam size; ratios vs the best PyTorch mode."""
+                         log: Callable[[str], None] = print, device: str = "cpu") -> dict[str, Any]:
+    """Throughput and BLEU of every contender at each beam size; ratios vs the best PyTorch mode.
+    `device`: where the onnxpress variants run (the PyTorch modules run on CPU)."""
     from onnxpress.training.bleu import bleu_score as bleu
     from onnxpress.training.multi30k import read_parallel, resolve_data_dir
     from onnxpress.training.translator_checkpoint import languages, load_checkpoint
@@ -130,7 +131,7 @@ def run_translator_bench(checkpoint: str, artifact: str, *, data_dir: str | None
     threads = [threads] if isinstance(threads, int) else list(threads)
     contenders = contenders_for(variants, threads)
     job = {"checkpoint": str(checkpoint), "artifact": str(artifact), "sources": sources, "beams": list(beams),
-           "batch_size": batch_size}
+           "batch_size": batch_size, "device": device}
     seconds: dict[Contender, dict[str, list[float]]] = {c: {str(b): [] for b in beams} for c in contenders}
     last: dict[Contender, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="mt_bench_") as tmp:
@@ -188,7 +189,8 @@ def table(results: dict[str, Any]) -> str:
 def _child(spec_path: str, result_path: str) -> int:
     job = json.loads(Path(spec_path).read_text())
     c = Contender(**job.pop("contender"))
-    result = measure(c, job["checkpoint"], job["artifact"], job["sources"], job["beams"], job["batch_size"])
+    result = measure(c, job["checkpoint"], job["artifact"], job["sources"], job["beams"], job["batch_size"],
+                     job.get("device", "cpu"))
     Path(result_path).write_text(json.dumps(result))
     return 0
 

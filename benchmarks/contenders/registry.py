@@ -6,7 +6,7 @@ from typing import Any
 from onnxpress.benchmarks.contenders.base import Contender
 from onnxpress.benchmarks.contenders.onnxpress_contender import Onnxpress
 from onnxpress.benchmarks.contenders.optimum_peer import OptimumORT
-from onnxpress.benchmarks.contenders.torch_peers import TorchCompiled, TorchEager
+from onnxpress.benchmarks.contenders.torch_peers import TorchCompiled, TorchEager, TorchFp16
 
 
 def from_spec(spec: dict[str, Any]) -> Contender:
@@ -14,10 +14,10 @@ def from_spec(spec: dict[str, Any]) -> Contender:
     kind = spec["kind"]
     if kind == "onnxpress":
         return Onnxpress(spec["artifact"], spec["variant"], spec.get("device", "cpu"))
-    if kind in ("torch", "torch-compile"):
-        cls = TorchCompiled if kind == "torch-compile" else TorchEager
+    if kind in ("torch", "torch-compile", "torch-fp16"):
+        cls = {"torch": TorchEager, "torch-compile": TorchCompiled, "torch-fp16": TorchFp16}[kind]
         return cls(spec["checkpoint"], spec["max_length"], spec.get("artifact"), sort=spec.get("sort", False),
-                   key=spec.get("key"))
+                   key=spec.get("key"), device=spec.get("device", "cpu"))
     common = dict(artifact=spec.get("artifact"), key=spec.get("key"))
     if kind == "optimum":
         return OptimumORT(spec["checkpoint"], spec["max_length"], spec["cache_dir"], spec["quantize"], **common)

@@ -1,4 +1,4 @@
-"""The trained checkpoint in PyTorch: eager and `torch.compile` peers."""
+"""The trained checkpoint in PyTorch: eager, `torch.compile` and CUDA fp16-autocast peers."""
 from __future__ import annotations
 
 import os
@@ -20,8 +20,9 @@ class TorchEager(CheckpointPeer):
     compile = False
 
     def __init__(self, checkpoint: str | os.PathLike, max_length: int, artifact: str | os.PathLike | None = None,
-                 sort: bool = False, key: str | None = None):
+                 sort: bool = False, key: str | None = None, device: str = "cpu"):
         super().__init__(checkpoint, max_length, artifact, key=key)
+        self.device = device
         self.sorted_stream = sort
         self.stream_batch_size = STREAM_BATCH_SIZE if sort else SEED_BATCH_SIZE
         base = "torch-compile-fp32" if self.compile else "torch-eager-fp32"
@@ -29,18 +30,24 @@ class TorchEager(CheckpointPeer):
         self.stack = ("PyTorch torch.compile (inductor) fp32" if self.compile else "PyTorch eager fp32") + (
             ", sorted batches" if sort else ", the seed's batching")
         self.kind = "torch-compile" if self.compile else "torch"
+        if device != "cpu":
+            self.stack += " on CUDA"
         self.model = None
         self.compile_seconds: float | None = None
 
     @property
     def spec(self) -> dict[str, Any]:
-        return {**super().spec, "sort": self.sorted_stream}
+        return {**super().spec, "sort": self.sorted_stream, "device": self.device}
 
     def load(self, threads: int) -> None:
         import torch
 
         torch.set_num_threads(threads)
         self.model = self.load_torch_model()
+        if self.device != "cpu":
+            require_cuda(self.name)
+            self.model = self.model.to("cuda").eval()
+            torch.cuda.reset_peak_memory_stats()
         self.tokenizer = hf_tokenizer(self.checkpoint, self.artifact)
         self._labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
         if self.compile:
@@ -63,13 +70,22 @@ class TorchEager(CheckpointPeer):
     def prepare_tokens(self, batch: TokenBatch) -> Any:
         import torch
 
-        return {k: torch.from_numpy(v) for k, v in batch.feeds.items()}
+        target = "cuda" if self.device != "cpu" else "cpu"
+        return {k: torch.from_numpy(v).to(target) for k, v in batch.feeds.items()}
 
     def run_tokens(self, prepared: Any) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
-            return self.model(**prepared).logits.float().numpy()
+            return self.model(**prepared).logits.float().cpu().numpy()
+
+    def gpu_memory_mib(self) -> float | None:
+        """Peak CUDA memory PyTorch allocated since load (None on CPU)."""
+        if self.device == "cpu" or self.model is None:
+            return None
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2**20
 
     def threads(self) -> dict[str, Any]:
         import torch
@@ -93,3 +109,33 @@ class TorchCompiled(TorchEager):
     """The same checkpoint through `torch.compile(dynamic=True)` (inductor, CPU)."""
 
     compile = True
+
+
+class TorchFp16(TorchEager):
+    """The same checkpoint on CUDA under `torch.autocast(dtype=float16)`, length-sorted batches: what a
+    PyTorch user gets from one line of mixed precision (fp32 weights, fp16 matmuls)."""
+
+    family, precision = "torch", "fp16"
+
+    def __init__(self, checkpoint: str | os.PathLike, max_length: int, artifact: str | os.PathLike | None = None,
+                 sort: bool = True, key: str | None = None, device: str = "cuda"):
+        if device == "cpu":
+            raise UserError("torch-fp16 is CUDA autocast: it needs --device cuda or tensorrt")
+        super().__init__(checkpoint, max_length, artifact, sort=sort, key=key, device=device)
+        self.name, self.kind = "torch-fp16-autocast", "torch-fp16"
+        self.stack = "PyTorch eager, CUDA autocast fp16, sorted batches"
+
+    def run_tokens(self, prepared: Any) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16):
+            return self.model(**prepared).logits.float().cpu().numpy()
+
+
+def require_cuda(what: str) -> None:
+    """Refuse, in one line, a CUDA contender when this PyTorch has no usable CUDA device."""
+    import torch
+
+    if not torch.cuda.is_available():
+        build = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}, no usable device"
+        raise UserError(f"{what} needs CUDA PyTorch: torch {torch.__version__} is {build}")

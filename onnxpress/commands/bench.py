@@ -42,7 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "batch invariance side by side; writes results.json, results.md and PNG plots.")
     p.add_argument("artifact", help="artifact directory (from `onnxpress export`)")
     p.add_argument("--against", type=_names, default=_names(PEERS),
-                   help="peers: torch (the seed's batching), torch-sorted, torch-compile, optimum-fp32, "
+                   help="peers: torch (the seed's batching), torch-sorted, torch-compile, torch-fp16 (CUDA "
+                        "autocast; --device cuda/tensorrt only), optimum-fp32, "
                         "optimum-int8 (optimum = both), ctranslate2, openvino; '' for none; a peer whose "
                         f"package is missing is reported as skipped (default: {PEERS})")
     p.add_argument("--variants", type=_names, default=None,
@@ -54,7 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--synthetic-length", type=int, default=None,
                    help="latency inputs of exactly N tokens instead of real texts")
     p.add_argument("--threads", type=int, default=None, help="threads for every contender (default: usable CPUs)")
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--device", choices=["cpu", "cuda", "tensorrt"], default="cpu",
+                   help="where onnxpress runs (cuda/tensorrt: PyTorch peers run on CUDA; refused when the "
+                        "device is not usable here; default cpu)")
     p.add_argument("--modes", type=_names, default=None,
                    help="latency section, contenders loaded side by side in one process: e2e,model "
                         "(default: none; the headline throughput runs each contender in its own process)")
