@@ -8,8 +8,9 @@
 # --dry-run walks every step that needs no GPU (environment, ORT build and the libraries it links,
 # device detection, artifacts, test collection, bench flags) and prints what the GPU steps would run.
 # Environment: ONNXPRESS_GPU_CLF / ONNXPRESS_GPU_MT (artifacts; default artifacts/clf, artifacts/mt,
-# else the tiny test fixtures, whose figures only prove the path), GPU_CHECK_TORCH=0 to skip
-# installing CUDA PyTorch (the largest download).
+# else the tiny test fixtures, whose figures only prove the path), ONNXPRESS_GPU_MT_CKPT (the
+# translator's checkpoint, default runs/mt), GPU_CHECK_TORCH=0 to skip installing CUDA PyTorch
+# (the largest download).
 set -euo pipefail
 
 DRY=0
@@ -18,7 +19,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) DRY=1 ;;
     --out) OUT="$2"; shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -33,7 +34,7 @@ START=$(date +%s)
 
 step() { echo; echo "== $* ($(( $(date +%s) - START )) s)"; }
 gpu() {  # a step that needs the GPU: run it, or say what would run
-  if [ "$DRY" = 1 ]; then echo "would run: $*"; else echo "+ $*"; "$@"; fi
+  if [ "$DRY" = 1 ]; then printf 'would run:'; printf ' %q' "$@"; echo; else printf '+'; printf ' %q' "$@"; echo; "$@"; fi
 }
 
 step "1. machine"
@@ -108,23 +109,42 @@ fi
 step "5. GPU comparison (onnxpress bench report format; batch 1..256, AG News test texts)"
 HELP="$("$PY" -m onnxpress bench --help 2>&1 || true)"
 has() { grep -qE -- "$1" <<<"$HELP"; }
-BATCHES=1,8,32,128,256
-COMMON=(--batch-sizes "$BATCHES" --rounds 1 --throughput-budget 45 --latency-budget 45 --no-roofline --no-cold-start)
+BATCHES=1,2,4,8,16,32,64,128,256
+# latency (p50/p99 per batch size, e2e) and throughput (whole test set, fresh process per contender)
+COMMON=(--modes e2e --batch-sizes "$BATCHES" --rounds 1 --throughput-budget 30 --latency-budget 40 --no-roofline --no-cold-start)
 AGAINST=torch
 if has "torch-fp16"; then AGAINST=torch,torch-fp16; else echo "note: onnxpress bench has no torch-fp16 (autocast) contender yet: PyTorch fp32 only"; fi
+DEVICES=(cuda)
+if has "device \{[^}]*tensorrt"; then DEVICES+=(tensorrt); else echo "skipped: onnxpress bench has no --device tensorrt yet (TensorRT fp16/int8 rows need it)"; fi
+MT_CKPT="${ONNXPRESS_GPU_MT_CKPT:-runs/mt}"
+# the rows each run will hold: peers, then the artifact's variants that run on the device
+"$PY" - "$CLF" "$MT" "$AGAINST" "$BATCHES" "$MT_CKPT" "${DEVICES[@]}" <<'EOF_ROWS'
+import sys
+from onnxpress.runtime.artifact import Artifact
+from onnxpress.runtime.variants import runs_on
+clf, mt, against, batches, mt_ckpt, *devices = sys.argv[1:]
+torch_rows = {"torch": "PyTorch eager fp32 (CUDA)", "torch-fp16": "PyTorch CUDA autocast fp16"}
+for path, what in ((clf, "classifier"), (mt, "translator")):
+    variants = Artifact.open(path).manifest.variants
+    for device in devices:
+        ours = [f"onnxpress {n} ({device} {v.precision})" for n, v in variants.items() if v.servable and runs_on(v, device)]
+        peers = ([torch_rows[p] for p in against.split(",")] if what == "classifier"
+                 else [f"PyTorch modules fp32 (CPU, checkpoint {mt_ckpt})"])
+        shape = f"batch sizes {batches}" if what == "classifier" else "greedy and beam 4, whole test set"
+        print(f"rows {what} --device {device} ({shape}): " + "; ".join(peers + (ours or ["no variant runs here"])))
+EOF_ROWS
 MEM_LOG="$OUT/gpu_memory.csv"
 if [ "$DRY" = 0 ] && command -v nvidia-smi >/dev/null 2>&1; then
   nvidia-smi --query-gpu=timestamp,memory.used --format=csv -lms 500 > "$MEM_LOG" &
   SMI=$!
   trap 'kill "$SMI" 2>/dev/null || true' EXIT
 fi
-gpu "$PY" -m onnxpress bench "$CLF" --device cuda --data ag_news --against "$AGAINST" "${COMMON[@]}" --out "$OUT/classifier-cuda"
-if has "device {[^}]*tensorrt"; then
-  gpu "$PY" -m onnxpress bench "$CLF" --device tensorrt --data ag_news --against '' "${COMMON[@]}" --out "$OUT/classifier-tensorrt"
-else
-  echo "skipped: onnxpress bench has no --device tensorrt yet (TensorRT fp16/int8 rows need it)"
-fi
-gpu "$PY" -m onnxpress bench "$MT" --device cuda --data multi30k --against "$AGAINST" --beams 1,4 "${COMMON[@]}" --out "$OUT/translator-cuda"
+for device in "${DEVICES[@]}"; do
+  gpu "$PY" -m onnxpress bench "$CLF" --device "$device" --data ag_news --against "$AGAINST" "${COMMON[@]}" --out "$OUT/classifier-$device"
+done
+for device in "${DEVICES[@]}"; do
+  gpu "$PY" -m onnxpress bench "$MT" --device "$device" --data multi30k --checkpoint "$MT_CKPT" --against '' --beams 1,4 --rounds 1 --throughput-texts 500 --out "$OUT/translator-$device"
+done
 if [ -n "${SMI:-}" ]; then
   kill "$SMI" 2>/dev/null || true
   echo "GPU memory samples: $MEM_LOG (peak $(tail -n +2 "$MEM_LOG" | awk -F', ' '{gsub(/ MiB/,"",$2); if ($2>m) m=$2} END {print m+0}') MiB)"
