@@ -86,6 +86,7 @@ def child_main(argv: Sequence[str] | None = None) -> int:
 def _stream(contender: Any, path: Path, invariance: int) -> dict[str, Any]:
     """Score every text of `path` the contender's best way (timed), then the invariance check."""
     from onnxpress.benchmarks.invariance import batch_invariance
+    from onnxpress.benchmarks.sections.common import gpu_memory_mib
 
     texts = path.read_text(encoding="utf-8").split("\n")[:-1]
     t0 = time.perf_counter()
@@ -94,7 +95,7 @@ def _stream(contender: Any, path: Path, invariance: int) -> dict[str, Any]:
     labels = contender.labels()
     out: dict[str, Any] = {"stream_s": seconds, "stream_texts": len(texts),
                            "stream_labels": [labels[int(k)] for k in probs.argmax(axis=1)],
-                           "peak_rss_stream_mib": _maxrss_mib()}
+                           "peak_rss_stream_mib": _maxrss_mib(), "gpu_memory_mib": gpu_memory_mib(contender)}
     if invariance:
         out["invariance"] = batch_invariance(contender.proba, texts[:invariance])
     return out
@@ -130,7 +131,8 @@ def run_probe(spec: dict[str, Any], threads: int, texts_file: Path, workload: in
         "process_wall_s": t_exit - t_spawn,
         **{k: rep[k] for k in ("rss_after_first_mib", "peak_rss_mib", "workload_texts", "workload_s",
                                "threads", "torch_imported", "modules_loaded", "first_label")},
-        **{k: rep[k] for k in ("stream_s", "stream_texts", "stream_labels", "peak_rss_stream_mib", "invariance")
+        **{k: rep[k] for k in ("stream_s", "stream_texts", "stream_labels", "peak_rss_stream_mib", "gpu_memory_mib",
+                               "invariance")
            if k in rep},
     }
 

@@ -91,16 +91,16 @@ def markdown(results: dict[str, Any]) -> str:
         for r in tp["contenders"]:
             if "texts_per_s" not in r:
                 why = (r.get("errors") or ["no result"])[0].replace("|", "/")[-160:]
-                rows.append([r["contender"], f"error: {why}"] + [""] * 9)
+                rows.append([r["contender"], f"error: {why}"] + [""] * 10)
                 continue
             rows.append([r["contender"], str(r.get("batching") or ""), _f(r["texts_per_s"]),
                          _f(r.get("x_vs_reference"), ".2f"), _pct(r.get("accuracy"), 2),
                          invariance_cell(r.get("invariance")), _f(r.get("useful_gops"), ".0f"),
                          _pct(r.get("roof_fraction")), _f(r.get("cold_start_s"), ".2f"),
-                         _f(r.get("peak_rss_mib"), ".0f"), _pct(r.get("spread"))])
+                         _f(r.get("peak_rss_mib"), ".0f"), _f(r.get("gpu_memory_mib"), ".0f", "n/a"), _pct(r.get("spread"))])
         lines += _table(["contender", "batching", "texts/s", f"x vs {ref}", "accuracy",
                          "batch invariance: max |dp|, flips", "useful GOPS", "of roof", "cold start s",
-                         "peak RSS MiB (run)", "round spread"], rows) + [""]
+                         "peak RSS MiB (run)", "GPU MiB (run)", "round spread"], rows) + [""]
     for name, why in (results.get("skipped") or {}).items():
         lines.append(f"- {name}: skipped ({why})")
     if results.get("skipped"):

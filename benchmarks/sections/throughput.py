@@ -60,6 +60,8 @@ def throughput_section(contenders: list[Contender], texts: TextSet, shared: Shar
         best = float(np.median(secs))
         row.update({"seconds": secs, "texts_per_s": n / best, "tokens_per_s": int(lengths.sum()) / best,
                     "round_texts_per_s": [n / s for s in secs], "peak_rss_mib": max(x["peak_rss_stream_mib"] for x in ok),
+                    "gpu_memory_mib": max((x["gpu_memory_mib"] for x in ok if x.get("gpu_memory_mib") is not None),
+                                          default=None),
                     "cold_start_s": float(np.median([x["cold_start_s"] for x in ok])),
                     "invariance": next((x["invariance"] for x in ok if "invariance" in x), None)})
         row["spread"] = harness.chunk_spread(row["round_texts_per_s"])

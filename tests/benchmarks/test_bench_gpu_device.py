@@ -88,3 +88,12 @@ def test_help_lists_what_gpu_check_looks_for():
     out = subprocess.run([sys.executable, "-m", "onnxpress", "bench", "--help"], capture_output=True, text=True,
                          check=True).stdout
     assert "{cpu,cuda,tensorrt}" in out and "torch-fp16" in out
+
+
+def test_gpu_memory_is_na_on_cpu_and_read_per_process(tiny_artifact):
+    from onnxpress.benchmarks.contenders import Onnxpress
+    from onnxpress.benchmarks.sections.common import gpu_memory_mib, process_gpu_memory_mib
+
+    assert gpu_memory_mib(Onnxpress(tiny_artifact, "fp32", "cpu")) is None
+    if shutil.which("nvidia-smi") is None:
+        assert process_gpu_memory_mib(1) is None
