@@ -93,3 +93,13 @@ def _build(out_dir: Path, steps: int, seed: int, dims: int):
     return LoadedTranslator(model=model, config=cfg, source_tokenizer=out_dir / "source_tokenizer.json",
                             target_tokenizer=out_dir / "target_tokenizer.json",
                             meta={"src": "de", "tgt": "en", "final_loss": float(loss.detach())})
+
+
+def build_toy_artifact(root: str | Path, variants: tuple[str, ...] = ("fp32", "int8")):
+    """The toy translator trained in `root/ckpt` and exported to `root/art`: (LoadedTranslator, artifact dir)."""
+    from onnxpress.export.translator import ExportOptions, build_artifact
+
+    root = Path(root)
+    loaded = build_toy_translator(root / "ckpt")
+    build_artifact(loaded, root / "art", ExportOptions(variants=variants, progress=False))
+    return loaded, root / "art"

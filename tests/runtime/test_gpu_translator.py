@@ -23,13 +23,9 @@ SOURCES = ["Ein Mann fährt Fahrrad.", "Zwei Hunde spielen im Park.", "Eine Frau
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
-    from onnxpress.export.translator import ExportOptions, build_artifact
-    from toy_translator import build_toy_translator
+    from toy_translator import build_toy_artifact
 
-    root = tmp_path_factory.mktemp("toy_translator_gpu")
-    loaded = build_toy_translator(root / "ckpt")
-    build_artifact(loaded, root / "art", ExportOptions(variants=("fp32", "int8"), progress=False))
-    return loaded, root / "art"
+    return build_toy_artifact(tmp_path_factory.mktemp("toy_translator_gpu"))
 
 
 @pytest.mark.parametrize("variant,int8", [("int8", "1"), ("fp32", None)])
