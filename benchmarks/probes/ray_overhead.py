@@ -52,12 +52,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--single", action="store_true", help="1 local thread vs 1 actor x 1 thread")
     args = p.parse_args(argv)
 
-    import ray
-
     from onnxpress.runtime.classifier import Classifier
-    from onnxpress.runtime.jobs.ray import Workers, score_file_on_ray
+    from onnxpress.runtime.jobs.ray import Workers, require_ray, score_file_on_ray
     from onnxpress.runtime.jobs.score import ScoreConfig, run_score
 
+    ray = require_ray(local=True)  # a private Ray, on loopback
     source = ag_news_test(args.data)
     local_threads, actors = (1, 1) if args.single else (2, 2)
     started = time.perf_counter()

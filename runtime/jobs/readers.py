@@ -64,7 +64,7 @@ def _bad_text(value: Any) -> str | None:
     return None
 
 
-def _join(values: list[Any]) -> tuple[str | None, str | None]:
+def join_texts(values: list[Any]) -> tuple[str | None, str | None]:
     """(text, error) from the values of the text column(s), joined with a space."""
     for value in values:
         if isinstance(value, _Invalid):
@@ -147,7 +147,7 @@ class RowReader:
     def _chunk(self, index: int, start: int, rows: list[Row]) -> Chunk:
         texts, errors, ids = [], [], []
         for values, id_value in rows:
-            text, error = _join(values)
+            text, error = join_texts(values)
             texts.append(text)
             errors.append(error)
             ids.append(_id_str(id_value))

@@ -117,7 +117,7 @@ class ScoreJob(ResumableJob[Chunk]):
 
         positions = [k for k, t in enumerate(chunk.texts) if t is not None]
         result = self.classifier.classify([chunk.texts[k] for k in positions])
-        table = _part_table(chunk, list(self.classifier.labels), result.probs, result.truncated, positions,
+        table = part_table(chunk, list(self.classifier.labels), result.probs, result.truncated, positions,
                             self.config.probabilities)
         pq.write_table(table, fh)
 
@@ -158,8 +158,10 @@ class ScoreJob(ResumableJob[Chunk]):
         return merged
 
 
-def _part_table(chunk: Chunk, labels: list[str], probs: Any, truncated: Any, scored_pos: list[int],
-                with_probs: bool) -> Any:
+def part_table(chunk: Chunk, labels: list[str], probs: Any, truncated: Any, scored_pos: list[int],
+               with_probs: bool) -> Any:
+    """A chunk's part file: its rows, the scored ones (at `scored_pos`) with their labels, scores
+    and probabilities, the others with their read errors."""
     import numpy as np
     import pyarrow as pa
 
@@ -191,7 +193,12 @@ def _part_table(chunk: Chunk, labels: list[str], probs: Any, truncated: Any, sco
 
 def run_score(classifier: Any, config: ScoreConfig) -> ScoreSummary:
     """Score every row of `config.input` into `config.output` (and errors); resumable."""
-    job = ScoreJob(classifier, config)
+    return run_score_job(ScoreJob(classifier, config))
+
+
+def run_score_job(job: ScoreJob) -> ScoreSummary:
+    """Run a built score job (this process's, or one whose chunks run elsewhere) to its summary."""
+    config = job.config
     result = run_job(job, overwrite=config.overwrite, progress=config.progress)
     return ScoreSummary(rows=result.rows, scored=result.merged.rows, errors=result.merged.errors,
                         truncated=job.truncated, resumed_chunks=result.resumed_chunks, output=str(config.output),

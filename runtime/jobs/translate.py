@@ -51,8 +51,8 @@ class TranslateSummary:
         self.blank += sum(1 for t in texts if t is not None and not t.strip())
 
 
-def _translate_lines(translator: Any, texts: list[str], beam_size: int | None) -> list[str]:
-    # a translation never spans lines
+def translate_lines(translator: Any, texts: list[str], beam_size: int | None) -> list[str]:
+    """One output line per text (a translation never spans lines)."""
     return [" ".join(t.text.split()) for t in translator.translate(texts, beam_size=beam_size)]
 
 
@@ -69,7 +69,7 @@ def translate_stream(translator: Any, src: IO[bytes], dst: IO[str], *, beam_size
 
     def flush() -> None:
         summary.count(batch, summary.lines + 1)
-        for text in _translate_lines(translator, [t or "" for t in batch], beam_size):
+        for text in translate_lines(translator, [t or "" for t in batch], beam_size):
             dst.write(text + "\n")
         dst.flush()
         batch.clear()
@@ -111,7 +111,7 @@ class TranslateJob(ResumableJob[Chunk]):
         return self.reader.total_rows
 
     def write_part(self, chunk: Chunk, fh: BinaryIO) -> None:
-        write_lines(fh, _translate_lines(self.translator, [t or "" for t in chunk.texts], self.config.beam_size))
+        write_lines(fh, translate_lines(self.translator, [t or "" for t in chunk.texts], self.config.beam_size))
 
     def part_rows(self, part: Path) -> int:
         with open(part, "rb") as fh:
@@ -133,8 +133,12 @@ class TranslateJob(ResumableJob[Chunk]):
 
 def run_translate(translator: Any, config: TranslateConfig) -> TranslateSummary:
     """Translate every line of `config.input` into `config.output`; resumable after any interruption."""
-    job = TranslateJob(translator, config)
-    result = run_job(job, overwrite=config.overwrite, progress=config.progress)
+    return run_translate_job(TranslateJob(translator, config))
+
+
+def run_translate_job(job: TranslateJob) -> TranslateSummary:
+    """Run a built translate job (this process's, or one whose chunks run elsewhere) to its summary."""
+    result = run_job(job, overwrite=job.config.overwrite, progress=job.config.progress)
     job.summary.resumed_chunks, job.summary.seconds = result.resumed_chunks, result.seconds
     return job.summary
 

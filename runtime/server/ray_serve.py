@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from onnxpress.runtime.jobs.ray import require_ray
+from onnxpress.runtime.jobs.ray.session import require_ray
 from onnxpress.runtime.server.settings import ServerSettings
 
 APP_NAME = "onnxpress"
@@ -103,7 +103,7 @@ def start(plan: ReplicaPlan) -> str:
 def serve_until_stopped(plan: ReplicaPlan, address: str | None, announce: Any = print) -> None:
     """The CLI: deploy on Ray at `address` (None: a local Ray), announce the URL, serve until
     SIGINT/SIGTERM, then delete the application and shut Serve and Ray down."""
-    from onnxpress.runtime.jobs.ray import ray_session
+    from onnxpress.runtime.jobs.ray.session import ray_session
 
     stop = threading.Event()
     with ray_session(address):
@@ -128,7 +128,7 @@ def serve_command(args: Any, settings: ServerSettings, models: list[tuple[str, A
 
     from onnxpress.errors import UserError
 
-    require_ray()
+    require_ray(local=args.address is None)  # a private Ray stays on loopback
     autoscaling = None
     if args.ray_autoscaling:
         try:

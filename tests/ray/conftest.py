@@ -1,12 +1,16 @@
 """One local Ray for all tests here (starting one costs seconds), shut down and checked at the end."""
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 
+from onnxpress.runtime.jobs.ray.session import LOOPBACK_ENV
+
+os.environ.setdefault(LOOPBACK_ENV, "0")  # before `import ray`: the tests' Rays listen on loopback only
 ray = pytest.importorskip("ray")
 
 TRANSLATOR = Path(__file__).resolve().parents[1] / "fixtures" / "legacy_translator"  # read-only

@@ -19,8 +19,9 @@ from tiny_classifier import WORDS
 
 from onnxpress.errors import UserError
 from onnxpress.runtime.classifier import Classifier
-from onnxpress.runtime.jobs import ray as ray_jobs
-from onnxpress.runtime.jobs.ray import Workers, classify_dataset, score_file_on_ray, translate_file_on_ray
+from onnxpress.runtime.jobs.ray import (RayScoreJob, Workers, classify_dataset, require_ray, score_file_on_ray,
+                                        ship_artifact, translate_file_on_ray)
+from onnxpress.runtime.jobs.resumable import run_job
 from onnxpress.runtime.jobs.score import ScoreConfig, run_score
 from onnxpress.runtime.jobs.translate import TranslateConfig, run_translate
 from onnxpress.runtime.translator import Translator
@@ -79,7 +80,7 @@ def test_rerun_after_the_driver_died_writes_every_row_once(ray_cluster, classifi
     src = write_input(tmp_path / "in.csv", 200)
     local_score(classifier_artifact, config(tmp_path, src, "local"))
 
-    class DriverDies(ray_jobs.RayScoreJob):
+    class DriverDies(RayScoreJob):
         def write_part(self, chunk, fh):
             if chunk.index == 3:
                 raise KeyboardInterrupt  # as Ctrl-C or a dying driver: parts 0-2 are committed
@@ -87,7 +88,7 @@ def test_rerun_after_the_driver_died_writes_every_row_once(ray_cluster, classifi
 
     cfg = config(tmp_path, src, "ray")
     with pytest.raises(KeyboardInterrupt):
-        ray_jobs.run_job(DriverDies(classifier_artifact, cfg, TWO_ACTORS), progress=False)
+        run_job(DriverDies(classifier_artifact, cfg, TWO_ACTORS), progress=False)
     assert len(list((tmp_path / "ray.parquet.parts").glob("part-*.parquet"))) == 3
     summary = score_file_on_ray(classifier_artifact, config(tmp_path, src, "ray"), TWO_ACTORS)
     assert summary.resumed_chunks == 3 and summary.rows == 200
@@ -144,7 +145,7 @@ def test_dataset_api_with_the_artifact_sent_through_the_object_store(ray_cluster
     assert [out[k]["label"] for k in good] == [clf.labels[int(p.argmax())] for p in expected]
     assert [r["error"] for r in out] == [None, "empty text", "missing text (null)", None, None]
     assert out[1]["label"] is None and out[2]["score"] is None
-    unpacked = Path(ray_jobs.ship_artifact(classifier_artifact, "path").unpacked_path())
+    unpacked = Path(ship_artifact(classifier_artifact, "path").unpacked_path())
     assert (unpacked / "manifest.json").read_bytes() == (classifier_artifact / "manifest.json").read_bytes()
     shutil.rmtree(unpacked)
 
@@ -167,4 +168,4 @@ def test_without_ray_the_message_says_how_to_install_it(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(UserError, match=r'pip install "onnxpress\[ray\]"'):
-        ray_jobs.require_ray()
+        require_ray()
