@@ -119,3 +119,21 @@ def test_load_checks_on_gpu_providers_only_and_skips_without_sample(toy, monkeyp
         assert ensure_gpu_checked(tr, tr.greedy_outputs, compare_translations, [TRT_EP, CUDA_EP, CPU_EP]) is None
     assert "GPU self-check of int8 on cpu skipped" in caplog.text
     assert not list((tmp_path / "cache").rglob("*.json"))
+
+
+def test_export_validation_stores_the_sample_the_check_passes(toy, tmp_path):
+    import shutil
+
+    from onnxpress.export.translator import ExportOptions, validate
+    from toy_translator import ENGLISH, GERMAN
+
+    art = tmp_path / "art"
+    shutil.copytree(toy[1], art)
+    manifest = Artifact.open(art).manifest
+    validate(art, toy[0], manifest, ExportOptions(variants=("fp32", "int8"), progress=False), GERMAN[:6],
+             ENGLISH[:6], log=lambda _m: None)
+    sample = Artifact.open(art).manifest.extra[SAMPLE_KEY]
+    assert sample["texts"] == GERMAN[:6] and len(sample["tokens"]) == len(sample["log_probs"]) == 6
+    fp32 = Translator.open(art, "fp32", "cpu", threads=1)
+    assert run_gpu_check(_OnGpu(fp32, sample), fp32.greedy_outputs, str(tmp_path / "c.json"),
+                         compare_translations)["passed"]
