@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from onnxpress.runtime.jobs.ray.shipping import ArtifactSource, ship_artifact
 from onnxpress.runtime.jobs.ray.workers import ModelInfo, Workers
-from onnxpress.runtime.jobs.readers import join_texts
+from onnxpress.runtime.jobs.readers import Chunk, join_texts
+from onnxpress.runtime.jobs.score import part_table
 from onnxpress.runtime.jobs.translate import translate_lines
 
 if TYPE_CHECKING:
@@ -66,30 +67,13 @@ class ClassifyBatches:
         return pa.concat_tables([self._score(group) for _, group in chunk_groups(batch)])
 
     def _score(self, table: "pa.Table") -> "pa.Table":
-        import numpy as np
-        import pyarrow as pa
-
         texts, errors = _texts_and_errors(table, self.text_column)
         positions = [k for k, t in enumerate(texts) if t is not None]
         result = self.classifier.classify([texts[k] for k in positions])
-        labels = self.classifier.labels
-        n = table.num_rows
-        probs = np.full((n, len(labels)), np.nan, dtype=np.float32)
-        probs[positions] = result.probs
-        truncated: list[bool | None] = [None] * n
-        for k, flag in zip(positions, result.truncated):
-            truncated[k] = bool(flag)
-        top = np.nan_to_num(probs, nan=-1.0).argmax(axis=1)
-        scored = ~np.isnan(probs[:, 0]) if len(labels) else np.zeros(n, bool)
-        columns = {
-            "label": pa.array([labels[t] if ok else None for t, ok in zip(top, scored)], type=pa.string()),
-            "score": pa.array(probs[np.arange(n), top], mask=~scored),
-            "truncated": pa.array(truncated, type=pa.bool_()),
-            **{f"prob_{name}": pa.array(probs[:, j], mask=~scored) for j, name in enumerate(labels)},
-            "error": pa.array(errors, type=pa.string()),
-        }
-        for name, column in columns.items():
-            table = _set_column(table, name, column)
+        scored = part_table(Chunk(0, 0, texts, errors), list(self.classifier.labels), result.probs, result.truncated,
+                            positions, with_probs=True)
+        for name in scored.column_names[1:]:  # the local job's columns but `row`: the caller's rows keep theirs
+            table = _set_column(table, name, scored.column(name))
         return table
 
 
