@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from onnxpress.cli import HelpFormatter
+from onnxpress.commands import add_overwrite
 
 DEFAULT_VARIANTS = "fp32,int8,fp16"
 
@@ -47,8 +48,7 @@ def register(subparsers) -> None:
     p.add_argument("--opset", type=int, default=17, help="ONNX opset")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for validation (default: all)")
     p.add_argument("--batch-size", type=int, default=64, help="sentences per batch in validation")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing artifact in --out")
-    p.add_argument("--force", dest="overwrite", action="store_true", help=argparse.SUPPRESS)
+    add_overwrite(p, "replace an existing artifact in --out")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.set_defaults(func=run)
 
