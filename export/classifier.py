@@ -41,6 +41,8 @@ from onnxpress.export import converter
 from onnxpress.export.converter import Converter, ExportResult
 from onnxpress.export.gate import gate
 from onnxpress.runtime.artifact import Manifest, TensorSpec, Variant
+from onnxpress.runtime.classifier import softmax
+from onnxpress.runtime.devices import CPU_EP
 from onnxpress.runtime.gpu_check import DEFAULT_TOLERANCE, SAMPLE_KEY
 
 PROBE_ROWS = 256  # parity probe of the graphs other variants are built from
@@ -108,19 +110,15 @@ class _Reference:
     accuracy: float
 
 
-
 # Validation runs on ONNX Runtime's CPU provider; the runtime re-checks other providers at first
 # load against this sample (runtime/gpu_check.py).
-VALIDATION_PROVIDER = "CPUExecutionProvider"
 REFERENCE_SAMPLE_ROWS = 32
 
 
 def reference_sample(texts: Sequence[str], logits: np.ndarray) -> dict[str, Any]:
     """The first evaluation texts with PyTorch's probabilities, stored for the runtime's GPU self-check."""
     n = min(REFERENCE_SAMPLE_ROWS, len(texts))
-    shifted = logits[:n] - logits[:n].max(axis=1, keepdims=True)
-    probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
-    return {"texts": [str(t) for t in texts[:n]], "expected": probs.round(6).tolist(),
+    return {"texts": [str(t) for t in texts[:n]], "expected": softmax(logits[:n]).round(6).tolist(),
             "tolerance": DEFAULT_TOLERANCE}
 
 
@@ -233,7 +231,7 @@ class ClassifierConverter(Converter[Any]):
         for variant in self.variants:
             attempts = ladder(variant, self.graphs, self.work, self.opt, feeds)
             manifest.variants[variant] = self._climb(variant, attempts, ref, staging)
-            manifest.variants[variant].parity["validated_on"] = [VALIDATION_PROVIDER]
+            manifest.variants[variant].parity["validated_on"] = [CPU_EP]
         for row in self.rows:
             row.setdefault("status", "")
         return {"rows": self.rows, "reference_accuracy": ref.accuracy}
