@@ -16,13 +16,9 @@ pytest.importorskip("onnx")
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
-    from onnxpress.export.translator import ExportOptions, build_artifact
-    from toy_translator import build_toy_translator
+    from toy_translator import build_toy_artifact
 
-    root = tmp_path_factory.mktemp("toy_translator")
-    loaded = build_toy_translator(root / "ckpt")
-    build_artifact(loaded, root / "art", ExportOptions(variants=("fp32", "int8"), progress=False))
-    return loaded, root / "art"
+    return build_toy_artifact(tmp_path_factory.mktemp("toy_translator"), variants=("fp32", "int8"))
 
 
 @pytest.fixture(scope="module")
