@@ -18,7 +18,7 @@ class AgNewsSample:
 
     data: str | None = None  # AG News dir or a data root; None: $ONNXPRESS_DATA, ../shared/data, ./data
     eval_rows: int | None = None  # a seeded random sample of the test split (None: all rows)
-    calibration_size: int = 128  # training texts for int8-static calibration
+    calibration_size: int = 512  # training texts to calibrate int8 and int8-static on
     seed: int = 0
 
     def check(self) -> None:

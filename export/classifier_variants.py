@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 
 from onnxpress.export import quantize as q
+from onnxpress.export.frozen_scales import quantize_int8_frozen
 from onnxpress.export.classifier_checkpoint import CheckpointInfo
 from onnxpress.export.classifier_validation import encode, make_batches
 from onnxpress.export.manifest import model_opset
@@ -37,7 +38,8 @@ PRECISIONS = {"fp32": "fp32", "int8": "int8", "int8-dynamic": "int8", "int8-stat
 DEVICES = {"fp32": ["cpu", "cuda"], "int8": ["cpu"], "int8-dynamic": ["cpu"], "int8-static": ["cpu", "tensorrt"],
            "fp16": ["cuda"]}
 # "int8" (the runtime's CPU default) is static: calibrated activation scales make a text's result
-# independent of its batch neighbours; "int8-dynamic" keeps the run-time-scaled build.
+# independent of its batch neighbours. It is the dynamic graph with frozen scales
+# (export/frozen_scales.py), QDQ only as a remedy; "int8-dynamic" keeps the run-time-scaled build.
 CALIBRATED = ("int8", "int8-static")
 
 
@@ -74,6 +76,11 @@ class Attempt:
     def summary(self) -> dict[str, Any]:
         return {"attempt": self.name, "passed": self.passed, "reason": self.reason, "settings": self.method,
                 "metrics": self.metrics}
+
+
+# Per-channel int8 weights, then the usual remedies: more of the model kept in fp32.
+_EXCLUSION_LADDER = (("per-channel", ()), ("per-channel, fp32 embeddings+head", ("embeddings", "head")),
+                     ("per-channel, fp32 embeddings+head+layer 0", ("embeddings", "head", "first_layer")))
 
 
 @dataclass
@@ -136,9 +143,7 @@ def ladder(
             return method
         add("fp16, fp32 IO", fp16)
     elif variant == "int8-dynamic":
-        ladder = [("per-channel", ()), ("per-channel, fp32 embeddings+head", ("embeddings", "head")),
-                  ("per-channel, fp32 embeddings+head+layer 0", ("embeddings", "head", "first_layer"))]
-        for name, groups in ladder:
+        for name, groups in _EXCLUSION_LADDER:
             def dyn(p: Path, groups=groups) -> dict[str, Any]:
                 excluded = sensitive_nodes(fused, groups, num_layers) if groups else []
                 method = q.quantize_int8_dynamic(fused, p, per_channel=True, nodes_to_exclude=excluded)
@@ -146,6 +151,15 @@ def ladder(
                 return _checked_quantized(p, method)
             add(name, dyn)
     elif variant in CALIBRATED:
+        if variant == "int8":
+            for name, groups in _EXCLUSION_LADDER:
+                def frozen(p: Path, groups=groups) -> dict[str, Any]:
+                    excluded = sensitive_nodes(fused, groups, num_layers) if groups else []
+                    method = quantize_int8_frozen(fused, p, calibration_feeds, nodes_to_exclude=excluded)
+                    method["calibration_texts"] = sum(len(f["input_ids"]) for f in calibration_feeds)
+                    method["excluded_groups"] = list(groups)
+                    return _checked_quantized(p, method)
+                add(f"frozen scales, {name}", frozen)
         first = opt.calibration_method.lower()
         methods = [first] + [m for m in ("minmax", "percentile", "entropy") if m != first]
         act = q.CPU_STATIC_ACTIVATIONS if variant == "int8" else opt.static_activations

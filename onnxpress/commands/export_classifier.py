@@ -23,8 +23,8 @@ def register(subparsers) -> None:
     p.add_argument("checkpoint", help="checkpoint dir written by `onnxpress train classifier`")
     p.add_argument("--out", required=True, help="artifact directory to write")
     p.add_argument("--variants", default=DEFAULT_VARIANTS,
-                   help="comma-separated: fp32 (fused), int8 (static QDQ, uint8 activations calibrated on "
-                        "training texts: batch-invariant, the CPU default), int8-dynamic (run-time activation "
+                   help="comma-separated: fp32 (fused), int8 (int8 weights, QAttention, uint8 activation scales "
+                        "calibrated on training texts: batch-invariant, the CPU default), int8-dynamic (run-time activation "
                         "scales), int8-static (QDQ, --static-activations; TensorRT when int8), fp16 (GPU, fp32 IO)")
     p.add_argument("--data", default=None,
                    help="AG News dir (or a data root holding ag_news/); default: $ONNXPRESS_DATA, ../shared/data, ./data")
@@ -39,7 +39,8 @@ def register(subparsers) -> None:
     p.add_argument("--static-activations", choices=("int8", "uint8"), default="int8",
                    help="int8-static activation type: int8 (symmetric; CPU and TensorRT) or uint8 "
                         "(asymmetric; more accurate on CPU, CPU only). uint8 is also tried as a remedy")
-    p.add_argument("--calibration-size", type=int, default=128, help="int8-static: training texts to calibrate on")
+    p.add_argument("--calibration-size", type=int, default=512,
+                   help="int8 and int8-static: training texts to calibrate activation ranges on")
     p.add_argument("--screen-rows", type=int, default=1000,
                    help="try each remedy on this many rows first; only one passing there gets the full "
                         "evaluation (0: evaluate every attempt in full)")

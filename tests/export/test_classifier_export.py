@@ -97,9 +97,13 @@ def test_quantized_and_fp16_structure(artifact):
     dynamic_ops = count_ops(out / "model.int8-dynamic.onnx")
     assert dynamic_ops["QAttention"] == 2 and dynamic_ops["MatMulInteger"] > 0
     assert m.variants["int8-dynamic"].method["quantization"]["quantized_weight_nodes"] > 0
-    for name in ("int8", "int8-static"):  # the CPU default is static (batch-invariant)
-        static_ops = count_ops(out / f"model.{name}.onnx")
-        assert static_ops["QuantizeLinear"] > 0 and static_ops["DequantizeLinear"] > 0
+    # the CPU default is static (batch-invariant): the dynamic graph with frozen activation scales
+    frozen_ops = count_ops(out / "model.int8.onnx")
+    assert frozen_ops["QAttention"] == 2 and frozen_ops["MatMulIntegerToFloat"] > 0
+    assert frozen_ops["QuantizeLinear"] > 0 and frozen_ops["DynamicQuantizeLinear"] == 0
+    qdq_ops = count_ops(out / "model.int8-static.onnx")
+    assert qdq_ops["QuantizeLinear"] > 0 and qdq_ops["DequantizeLinear"] > 0
+    for name in ("int8", "int8-static"):
         assert m.variants[name].method["kind"] == "static"
     assert m.variants["int8"].method["activation_type"] == "uint8"
     fp16 = m.variants["fp16"].method["structure"]

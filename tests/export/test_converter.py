@@ -134,4 +134,4 @@ def test_options_from_args_maps_dests_to_fields():
                               "--screen-rows", "0", "--threads", "1"])
     opt = options_from_args(ClassifierOptions, args)
     assert opt.overwrite and opt.threads == 1 and opt.screen_rows == 0 and opt.variants == "fp32,int8"
-    assert options_from_args(AgNewsSample, args) == AgNewsSample(data="d", eval_rows=5, calibration_size=128, seed=0)
+    assert options_from_args(AgNewsSample, args) == AgNewsSample(data="d", eval_rows=5, calibration_size=512, seed=0)
