@@ -6,14 +6,15 @@
     with Batcher(Classifier.load("artifacts/clf")) as batcher:
         probs = batcher.submit(["Stocks rally ..."]).result()   # np.ndarray [1, n_labels]
 
-Requests from any number of threads wait in a bounded FIFO queue. The worker takes the oldest
-request, waits at most `max_queue_delay_ms` for company, then takes every queued request with the
-same key (the translator's beam size and attention flag) up to the model's `max_batch_size` rows,
-tokenizes them in one call and runs them together: the classifier's `infer` packs the rows by length
-under the token budget (a long text does not pad a batch of short ones). Each caller's future gets
-exactly its own results, in order. A full queue refuses at once (`Overloaded`); a request still queued
-at its deadline fails with `DeadlineExceeded` without being computed; `close(drain=True)` computes
-everything already accepted.
+Requests from any number of threads wait in a bounded FIFO queue. An idle worker waits at most
+`max_queue_delay_ms` after the oldest request for company. A classifier's worker then moves queued
+requests into a pool of tokenized rows and computes one run at a time: the oldest waiting row with
+the neighbours in length that fill the token budget best (`onnxpress.runtime.row_pool`), taking new
+requests in between runs. A translator's worker takes every queued request with the same key (beam
+size and attention flag) up to `max_batch_size` sentences and translates them together. Each
+caller's future gets exactly its own results, in order. A full queue refuses at once (`Overloaded`);
+a request still waiting at its deadline fails with `DeadlineExceeded` without being computed;
+`close(drain=True)` computes everything already accepted.
 
 The queue and the batch budget are measured here, where they live; `BatchObserver` receives the
 figures (`BatchStats` keeps totals; the server exports them to Prometheus).
@@ -25,11 +26,14 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
+from onnxpress.runtime.row_pool import Pending, RowPool
 from onnxpress.runtime.text_tokenizer import check_texts
+
+POOL_BATCHES = 2  # a classifier's pool takes requests up to this many max_batch_size of rows
 
 
 class BatcherError(Exception):
@@ -73,7 +77,8 @@ class BatchObserver(Protocol):
         """One model run of `rows` rows and `tokens` padded tokens (None where not known)."""
 
     def computed(self, seconds: float, requests: int, rows: int) -> None:
-        """One merged group of `requests` requests (`rows` texts) took `seconds` to compute."""
+        """One step took `seconds` to compute `rows` texts and completed `requests` requests (a
+        translator's step is a merged group; a classifier's, one run and the tokenizing before it)."""
 
 
 @dataclass
@@ -118,11 +123,12 @@ class _Request:
 
 
 class _ClassifierWork:
-    """Merged rows through `encode` + `infer`; each request gets its rows of probabilities."""
+    """Rows through `encode` + `infer`, one run at a time from a `RowPool`."""
 
     def __init__(self, classifier: Any):
         self.model = classifier
         self.budget = classifier.budget
+        self.pool = RowPool(classifier.budget, len(classifier.labels))
 
     def key(self, options: dict[str, Any]) -> tuple:
         if options:
@@ -131,12 +137,6 @@ class _ClassifierWork:
 
     def empty(self, key: tuple) -> Any:
         return np.zeros((0, len(self.model.labels)), np.float32)
-
-    def run(self, texts: list[str], key: tuple, observer: BatchObserver) -> Sequence[Any]:
-        encoded = self.model.encode(texts)
-        for batch in self.budget.plan(encoded.lengths):
-            observer.executed(batch.size, batch.tokens)
-        return self.model.infer(encoded)
 
 
 class _TranslatorWork:
@@ -190,8 +190,11 @@ class Batcher:
         self._queue: deque[_Request] = deque()
         self._cond = threading.Condition()
         self._closed = False
+        self._discard = False  # close(drain=False): fail what has not started
         self._busy = False
-        self._thread = threading.Thread(target=self._loop, name=f"batcher-{name}", daemon=True)
+        self._waiting = 0  # accepted requests out of the queue that have not started (tokenizing, in the pool)
+        step = self._pool_step if isinstance(self._work, _ClassifierWork) else self._group_step
+        self._thread = threading.Thread(target=self._loop, args=(step,), name=f"batcher-{name}", daemon=True)
         self._thread.start()
 
     # -- callers -----------------------------------------------------------------
@@ -214,8 +217,9 @@ class Batcher:
         with self._cond:
             if self._closed:
                 raise Closed(f"{self.name} is shutting down")
-            if len(self._queue) >= self.config.max_queue_size:
-                raise Overloaded(f"{self.name}: {len(self._queue)} requests queued (limit "
+            waiting = len(self._queue) + self._waiting
+            if waiting >= self.config.max_queue_size:
+                raise Overloaded(f"{self.name}: {waiting} requests queued (limit "
                                  f"{self.config.max_queue_size}); retry later")
             self._queue.append(request)
             self._cond.notify()
@@ -223,8 +227,8 @@ class Batcher:
 
     @property
     def queue_depth(self) -> int:
-        """Requests waiting (not counting the group being computed)."""
-        return len(self._queue)
+        """Requests waiting (not counting those being computed)."""
+        return len(self._queue) + self._waiting
 
     @property
     def idle(self) -> bool:
@@ -237,10 +241,9 @@ class Batcher:
         with self._cond:
             self._closed = True
             if not drain:
+                self._discard = True
                 while self._queue:
-                    request = self._queue.popleft()
-                    if request.future.set_running_or_notify_cancel():
-                        request.future.set_exception(Closed(f"{self.name} closed before computing this request"))
+                    self._fail(self._queue.popleft(), Closed(f"{self.name} closed before computing this request"))
             self._cond.notify_all()
         self._thread.join(timeout)
 
@@ -251,35 +254,121 @@ class Batcher:
         self.close(drain=True)
 
     # -- worker ------------------------------------------------------------------
-    def _loop(self) -> None:
-        while True:
-            group = self._next_group()
-            if group is None:
-                return
-            try:
-                self._compute(group)
-            finally:
-                with self._cond:
-                    self._busy = False
+    def _loop(self, step: Callable[[], bool]) -> None:
+        while step():
+            pass
+
+    def _group_step(self) -> bool:
+        """A translator's step: one merged group of requests with the same key."""
+        group = self._next_group()
+        if group is None:
+            return False
+        try:
+            self._compute(group)
+        finally:
+            with self._cond:
+                self._busy = False
+        return True
+
+    def _pool_step(self) -> bool:
+        """A classifier's step: take queued requests into the pool, compute one run from it."""
+        work = self._work
+        assert isinstance(work, _ClassifierWork)
+        pool = work.pool
+        with self._cond:
+            if not len(pool) and not self._wait_for_company():
+                return False
+            room = POOL_BATCHES * work.budget.max_batch_size - len(pool)
+            taken = self._take((), room) if room > 0 or not len(pool) else []
+            self._waiting += len(taken)
+            self._busy = True
+        start = time.monotonic()
+        try:
+            if taken:
+                pool.add(taken, work.model.encode([t for request in taken for t in request.texts]))
+        except BaseException as exc:  # noqa: BLE001 - the callers get the failure, the worker lives on
+            for request in taken:
+                request.future.set_exception(exc)
+        pool.drop(self._expired)
+        if len(pool):
+            self._run_one(pool, start)
+        with self._cond:
+            self._waiting = pool.waiting
+            self._busy = bool(len(pool))
+        return True
+
+    def _run_one(self, pool: RowPool, start: float) -> None:
+        encoded, batch, targets = pool.next_run()
+        owners = list({id(owner): owner for owner, _ in targets}.values())
+        starting = [owner for owner in owners if not owner.started]
+        for owner in starting:
+            owner.started = True
+        with self._cond:
+            self._waiting = pool.waiting
+        for owner in starting:
+            self.observer.queued(start - owner.request.enqueued)
+        self.observer.executed(batch.size, batch.tokens)
+        try:
+            probs = self._work.model.infer(encoded)
+        except BaseException as exc:  # noqa: BLE001 - the callers get the failure, the worker lives on
+            failed = set(map(id, owners))
+            pool.drop(lambda owner: id(owner) in failed)
+            for owner in owners:
+                owner.request.future.set_exception(exc)
+            return
+        for (owner, slot), row in zip(targets, probs):
+            owner.probs[slot] = row
+            owner.left -= 1
+        done = [owner for owner in owners if owner.left == 0]
+        self.observer.computed(time.monotonic() - start, len(done), batch.size)
+        for owner in done:
+            owner.request.future.set_result(owner.probs)
+
+    def _expired(self, owner: Pending) -> bool:
+        """Fail (and tell the pool to drop) a request that has not started and is past its deadline
+        or discarded by `close(drain=False)`."""
+        if owner.started:
+            return False
+        request = owner.request
+        now = time.monotonic()
+        if self._discard:
+            self._fail(request, Closed(f"{self.name} closed before computing this request"))
+            return True
+        if request.deadline is not None and now >= request.deadline:
+            self._fail(request, DeadlineExceeded(f"{self.name}: queued {now - request.enqueued:.3f} s, past its deadline"))
+            return True
+        return False
+
+    @staticmethod
+    def _fail(request: _Request, exc: BatcherError) -> None:
+        if request.future.running() or request.future.set_running_or_notify_cancel():
+            request.future.set_exception(exc)
+
+    def _wait_for_company(self) -> bool:
+        """(Holding the lock) block for the oldest request, then give others `max_queue_delay_ms`
+        after it to arrive or until a full batch is queued; False once closed with nothing queued."""
+        while not self._queue and not self._closed:
+            self._cond.wait()
+        if not self._queue:
+            return False
+        oldest = self._queue[0]
+        limit = self._work.budget.max_batch_size
+        until = oldest.enqueued + self.config.max_queue_delay_ms / 1e3
+        while not self._closed and self._rows_like(oldest.key, limit) < limit:
+            left = until - time.monotonic()
+            if left <= 0:
+                break
+            self._cond.wait(left)
+        return True
 
     def _next_group(self) -> list[_Request] | None:
         """Block for the oldest request, give others `max_queue_delay_ms` to join, take a group."""
-        delay = self.config.max_queue_delay_ms / 1e3
         limit = self._work.budget.max_batch_size
         with self._cond:
             while True:
-                while not self._queue and not self._closed:
-                    self._cond.wait()
-                if not self._queue:
+                if not self._wait_for_company():
                     return None
-                oldest = self._queue[0]
-                until = oldest.enqueued + delay
-                while not self._closed and self._rows_like(oldest.key, limit) < limit:
-                    left = until - time.monotonic()
-                    if left <= 0:
-                        break
-                    self._cond.wait(left)
-                group = self._take(oldest.key, limit)
+                group = self._take(self._queue[0].key, limit)
                 if group:
                     self._busy = True
                     return group

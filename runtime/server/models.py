@@ -15,6 +15,9 @@ from onnxpress.runtime.server.errors import InvalidInput, ModelNotFound, Timeout
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 KINDS = {"text-classification": "classifier", "translation": "translator"}
+# ORT's intra-op threads spin between runs by default. In a server they share the cores with the
+# event loop, which then waits for a time slice: measured in docs/serving.md ("Performance").
+NO_SPINNING = {"session.intra_op.allow_spinning": "0"}
 
 
 @dataclass
@@ -117,8 +120,12 @@ def parse_model_args(paths: Sequence[str], named: Sequence[str]) -> list[tuple[s
 
 
 def load_model(name: str, path: str | os.PathLike, config: BatcherConfig, observer: BatchObserver | None,
-               **load_options: Any) -> ServedModel:
-    """Load an artifact as the model its manifest names, behind a new Batcher."""
+               spinning: bool = False, **load_options: Any) -> ServedModel:
+    """Load an artifact as the model its manifest names, behind a new Batcher.
+
+    `spinning=False` turns off ORT's spin-waiting threads for a classifier (the translator's
+    loader takes no session config).
+    """
     from onnxpress.runtime import Artifact, Classifier, Translator
 
     start = time.perf_counter()
@@ -126,6 +133,8 @@ def load_model(name: str, path: str | os.PathLike, config: BatcherConfig, observ
     kind = KINDS.get(task)
     if kind is None:
         raise UserError(f"{path}: cannot serve a {task!r} artifact (serves {', '.join(KINDS)})")
+    if kind == "classifier" and not spinning:
+        load_options["session_config"] = {**NO_SPINNING, **(load_options.get("session_config") or {})}
     model = (Classifier if kind == "classifier" else Translator).load(path, **load_options)
     seconds = time.perf_counter() - start
     return ServedModel(name, kind, model, Batcher(model, config, observer, name=name), seconds)

@@ -27,4 +27,5 @@ class ServerSettings:
     max_queue_delay_ms: float = 1.0
     max_queue_size: int = 256  # queued requests per model
     shutdown_grace_s: float = 0.0  # after SIGTERM: seconds of not-ready before the listener closes
+    ort_spinning: bool = False  # let ORT's intra-op threads spin between runs (they compete with the event loop)
 
