@@ -36,23 +36,39 @@ class EncoderGraph(nn.Module):
 
 
 class BeamDecoderStep(nn.Module):
-    """One decoder step for K beams per sentence, encoder states shared across beams."""
+    """One decoder step for K beams per sentence, encoder states shared across beams.
+
+    Written for a lean graph: the attention query `W h` and the GRU's `hh(h)` read the same
+    hidden state, so they are one projection (one MatMul, one activation quantization in int8);
+    the gates split with constant sizes (one Split, not a Shape/Slice chain per gate), and the
+    r and z gates share one Sigmoid. The arithmetic is `GRUCellLinear`'s.
+    """
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
+        att, cell = model.attention, model.cell
+        self.attn_dim, self.hidden_size = att.W.out_features, cell.hidden_size
+        with torch.no_grad():
+            query_hh = nn.Linear(cell.hh.in_features, self.attn_dim + 3 * self.hidden_size)
+            query_hh.weight.copy_(torch.cat([att.W.weight, cell.hh.weight]))
+            query_hh.bias.copy_(torch.cat([torch.zeros(self.attn_dim), cell.hh.bias]))
+        self.query_hh = query_hh
 
     def forward(self, prev_tokens: Tensor, hidden: Tensor, states: Tensor, keys: Tensor,
                 src_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        m = self.model
+        m, h = self.model, self.hidden_size
         emb = m.tgt_embed(prev_tokens)  # [B,K,Em]
-        att = m.attention
-        query = att.W(hidden)  # [B,K,A]
-        energy = att.v(torch.tanh(keys.unsqueeze(1) + query.unsqueeze(2))).squeeze(-1)  # [B,K,S]
+        query, hh = self.query_hh(hidden).split([self.attn_dim, 3 * h], dim=-1)  # [B,K,A], [B,K,3H]
+        energy = m.attention.v(torch.tanh(keys.unsqueeze(1) + query.unsqueeze(2))).squeeze(-1)  # [B,K,S]
         energy = energy.masked_fill(~src_mask.to(torch.bool).unsqueeze(1), NEG_INF)
         attn = torch.softmax(energy, dim=-1)
         context = torch.matmul(attn, states)  # [B,K,E]: one batched matmul, no per-beam copy
-        new_hidden = m.cell(torch.cat([emb, context], dim=-1), hidden)
+        x_rz, x_n = m.cell.ih(torch.cat([emb, context], dim=-1)).split([2 * h, h], dim=-1)
+        h_rz, h_n = hh.split([2 * h, h], dim=-1)
+        r, z = torch.sigmoid(x_rz + h_rz).split([h, h], dim=-1)
+        n = torch.tanh(x_n + r * h_n)
+        new_hidden = n + z * (hidden - n)
         logits = m._logits(new_hidden, context, emb)
         return torch.log_softmax(logits, dim=-1), new_hidden, attn
 

@@ -148,9 +148,10 @@ def beam_search(
     step = 0
     while len(active):
         step += 1
-        top_lp, top_ids, new_state, attention = decoder.step(prev, state, 2 * k)
+        # K + 1 per beam suffice: the ranking is read only up to the K-th non-EOS candidate, and
+        # a beam has at most one EOS, so no beam places more than K + 1 candidates before it
+        top_lp, top_ids, new_state, attention = decoder.step(prev, state, k + 1)
         n_act, beams, width_b = top_lp.shape
-        # the global top 2K over (beam, token) lies within the per-beam top 2K the graph returned
         flat = (beam_lp[:, :, None] + top_lp).reshape(n_act, beams * width_b)
         flat_ids = top_ids.reshape(n_act, beams * width_b)
         width = min(2 * k, flat.shape[1])

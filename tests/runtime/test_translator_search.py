@@ -159,3 +159,34 @@ def test_beam_improves_on_greedy_overall():
         beam = beam_search(make(), hidden, max_len, BOS, EOS, beam_size=4, length_penalty=0.0)
         gain += [b.score - g.score for g, b in zip(greedy, beam)]
     assert sum(gain) > 0 and sum(g > 1e-6 for g in gain) > sum(g < -1e-6 for g in gain)
+
+
+class FullVocabDecoder(TableDecoder):
+    """Answers every step with the whole vocabulary ranked, whatever `k` the search asks for."""
+
+    def step(self, prev, hidden, k):
+        return super().step(prev, hidden, self.out.shape[1])
+
+
+@pytest.mark.parametrize("beam,eos_bias", [(2, 0.0), (3, 1.5), (4, 0.0), (4, 2.5), (5, -1.0)])
+def test_beam_reads_k_plus_one_per_beam_as_if_all(beam, eos_bias):
+    """Asking K + 1 continuations per beam gives the search over the full vocabulary exactly."""
+    rng = np.random.default_rng(beam)
+    sources, hidden = rng.normal(size=(8, 4)), rng.normal(size=(8, 5)).astype(np.float32)
+    max_len = np.array([1, 2, 3, 5, 7, 9, 9, 9])
+    asked: list[int] = []
+
+    class Counting(TableDecoder):
+        def step(self, prev, h, k):
+            asked.append(k)
+            return super().step(prev, h, k)
+
+    narrow = beam_search(Counting(sources.copy(), vocab=14, seed=beam, eos_bias=eos_bias), hidden, max_len,
+                         BOS, EOS, beam_size=beam, return_attention=True)
+    full = beam_search(FullVocabDecoder(sources.copy(), vocab=14, seed=beam, eos_bias=eos_bias), hidden, max_len,
+                       BOS, EOS, beam_size=beam, return_attention=True)
+    assert set(asked) == {beam + 1}
+    for a, b in zip(narrow, full):
+        assert (a.tokens, a.finished) == (b.tokens, b.finished)
+        assert a.score == b.score and a.log_prob == b.log_prob
+        np.testing.assert_array_equal(a.attention, b.attention)
