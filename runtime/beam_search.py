@@ -70,7 +70,7 @@ def greedy_search(
     prev = np.full((n, 1), bos_id, dtype=np.int64)
     state = hidden[:, None, :]
     log_prob = np.zeros(n, dtype=np.float32)
-    tokens: list[list[int]] = [[] for _ in range(n)]
+    generated = np.zeros((n, max(int(max_lengths.max(initial=0)), 1)), dtype=np.int64)  # [sentence, step]
     attn_rows: list[list[np.ndarray]] = [[] for _ in range(n)]
     results: list[Hypothesis | None] = [None] * n
     step = 0
@@ -79,20 +79,19 @@ def greedy_search(
         top_lp, top_ids, state, attention = decoder.step(prev, state, 1)
         best = top_ids[:, 0, 0]
         log_prob[active] += top_lp[:, 0, 0]
-        is_eos = best == eos_id
-        for row, orig in enumerate(active):
-            if not is_eos[row]:
-                tokens[orig].append(int(best[row]))
-            if return_attention:
+        generated[active, step - 1] = best
+        if return_attention:
+            for row, orig in enumerate(active):
                 attn_rows[orig].append(attention[row, 0])
+        is_eos = best == eos_id
         done = is_eos | (step >= max_lengths[active])
         if done.any():
             for row in np.flatnonzero(done):
                 orig = active[row]
-                length = len(tokens[orig]) + int(is_eos[row])
+                # every step before this one produced a token other than EOS
                 results[orig] = Hypothesis(
-                    tokens=tokens[orig],
-                    score=float(_normalize(log_prob[orig], length, length_penalty)),
+                    tokens=generated[orig, : step - int(is_eos[row])].tolist(),
+                    score=float(_normalize(log_prob[orig], step, length_penalty)),
                     log_prob=float(log_prob[orig]),
                     finished=bool(is_eos[row]),
                     attention=_stack(attn_rows[orig], attention.shape[-1]) if return_attention else None,

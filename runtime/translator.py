@@ -15,6 +15,7 @@ binding on GPU), and shrink only when finished sentences leave the batch. The se
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -92,16 +93,23 @@ class _StepDecoder:
         return value.numpy() if self.resident else value
 
     def step(self, prev_tokens: np.ndarray, hidden: np.ndarray, k: int):
-        k = min(k, self.vocab)
         return self.engine.run(
             {"prev_tokens": prev_tokens, "hidden": hidden, "encoder_states": self.states,
-             "keys": self.keys, "src_mask": self.mask, "topk": np.array([k], dtype=np.int64)},
+             "keys": self.keys, "src_mask": self.mask, "topk": _topk_feed(min(k, self.vocab))},
             STEP_OUTPUTS,
         )
 
     def keep(self, sentences: np.ndarray) -> None:
         self.states, self.keys, self.mask = (self._place(self._host(v)[sentences])
                                              for v in (self.states, self.keys, self.mask))
+
+
+@functools.lru_cache(maxsize=64)
+def _topk_feed(k: int) -> np.ndarray:
+    """The decoder's `topk` input, made once per k (read-only: shared by every step and thread)."""
+    feed = np.array([k], dtype=np.int64)
+    feed.flags.writeable = False
+    return feed
 
 
 class Translator:
@@ -148,6 +156,7 @@ class Translator:
         self._bound = encoder.io_binding
         self.vocab = _vocab_size(artifact, decoder, self.target)
         self._eos_token = self.target.id_to_token(self.eos_id) or "</s>"
+        self._target_tokens = [self.target.id_to_token(i) for i in range(self.target.get_vocab_size())]
 
     # -- loading -------------------------------------------------------------------
     @classmethod
@@ -248,7 +257,7 @@ class Translator:
                     src_ids = encoded.ids[encoded.offsets[j]:encoded.offsets[j + 1]]
                     source_tokens = self._source_tokens(src_ids)
                     attention = np.ascontiguousarray(hyp.attention[:, : len(src_ids)])
-                tokens = [self.target.id_to_token(t) for t in hyp.tokens] + ([self._eos_token] if hyp.finished else [])
+                tokens = [self._token(t) for t in hyp.tokens] + ([self._eos_token] if hyp.finished else [])
                 results[i] = Translation(
                     text=text, tokens=tokens, token_ids=hyp.tokens,
                     score=hyp.score, attention=attention, source_tokens=source_tokens,
@@ -291,6 +300,10 @@ class Translator:
         states, keys, hidden = self.encoder.run({"src_ids": src_ids, "src_mask": mask}, ENCODER_OUTPUTS,
                                                 keep_on_device=keep)
         return _StepDecoder(self.decoder, states, keys, mask, self.vocab), hidden
+
+    def _token(self, token_id: int) -> str | None:
+        vocab = self._target_tokens
+        return vocab[token_id] if 0 <= token_id < len(vocab) else self.target.id_to_token(token_id)
 
     def _source_tokens(self, ids: np.ndarray) -> list[str]:
         if self._source_vocab is None:
