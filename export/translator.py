@@ -75,7 +75,7 @@ def build_artifact(loaded: LoadedTranslator, out: str | Path, options: ExportOpt
     The variants are not validated yet (`validate` does that); `export_translator` runs both.
     """
     from onnxpress.export.translator_graphs import (
-        check_step_equivalence, convert_fp16, export_graphs, quantize_int8,
+        check_encoder_equivalence, check_step_equivalence, convert_fp16, export_graphs, quantize_int8,
     )
     from onnxpress.runtime.artifact import TensorSpec, Variant
     from onnxpress.runtime.translator import DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_INPUTS, ENCODER_OUTPUTS
@@ -87,10 +87,13 @@ def build_artifact(loaded: LoadedTranslator, out: str | Path, options: ExportOpt
     step_diff = check_step_equivalence(model, cfg)
     t0 = time.perf_counter()
     fp32 = export_graphs(model, cfg, out, opset=options.opset, suffix="fp32")
+    encoder_diff = check_encoder_equivalence(model, cfg, fp32["encoder"])
     files = {"fp32": {role: p.name for role, p in fp32.items()}}
     methods: dict[str, dict[str, Any]] = {
         "fp32": {"exporter": "torch.onnx.export(dynamo=False)", "decoder": "beam-axis step (BeamDecoderStep)",
-                 "gemm_to_matmul": True, "step_equivalence_max_abs": step_diff}
+                 "encoder": "one bidirectional GRU node with sequence_lens (write_encoder_graph)",
+                 "gemm_to_matmul": True, "step_equivalence_max_abs": step_diff,
+                 "encoder_equivalence_max_abs": encoder_diff}
     }
     if "int8" in requested:
         files["int8"] = {}

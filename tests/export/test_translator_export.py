@@ -43,6 +43,16 @@ def test_step_equivalence_and_graph_shapes(exported):
     assert "Slice" not in ops and "Shape" not in ops  # gates split by constant sizes, no shape arithmetic
 
 
+def test_encoder_graph_is_one_bidirectional_gru_equal_to_the_model(exported):
+    from onnxpress.export.translator_graphs import check_encoder_equivalence
+
+    loaded, art, _, _ = exported
+    assert check_encoder_equivalence(loaded.model, loaded.config, art / "encoder.fp32.onnx") < 1e-5
+    grus = [n for n in onnx.load(str(art / "encoder.fp32.onnx")).graph.node if n.op_type == "GRU"]
+    assert len(grus) == 1 and grus[0].input[4]  # sequence_lens: each sentence reversed within its length
+    assert onnx.helper.get_attribute_value(next(a for a in grus[0].attribute if a.name == "direction")) == b"bidirectional"
+
+
 def test_int8_covers_the_decoder(exported):
     _, art, manifest, _ = exported
     int8 = manifest.variants["int8"]
