@@ -17,6 +17,7 @@ class Gate:
 
     def __init__(self):
         self.stats = BatchStats()
+        self.runs: list[tuple[int, int | None]] = []  # (rows, padded tokens) of each model run
         self.entered = threading.Event()
         self.release = threading.Event()
 
@@ -26,17 +27,18 @@ class Gate:
         self.stats.queued(seconds)
 
     def executed(self, rows, tokens):
+        self.runs.append((rows, tokens))
         self.stats.executed(rows, tokens)
 
     def computed(self, seconds, requests, rows):
         self.stats.computed(seconds, requests, rows)
 
 
-def held_batcher(clf, **config):
-    """A batcher whose worker is held inside its first request (`TEXTS[0]`) until `gate.release` is set."""
+def held_batcher(clf, first_text=TEXTS[0], **config):
+    """A batcher whose worker is held inside its first request (`first_text`) until `gate.release` is set."""
     gate = Gate()
     batcher = Batcher(clf, BatcherConfig(max_queue_delay_ms=0, **config), observer=gate)
-    first = batcher.submit([TEXTS[0]])
+    first = batcher.submit([first_text])
     assert gate.entered.wait(10)
     return gate, batcher, first
 
@@ -118,6 +120,41 @@ def test_close_without_drain_fails_queued_requests(offline):
     first.result(10)
     with pytest.raises(Closed):
         queued.result(10)
+
+
+def test_rows_of_one_request_can_span_runs_shared_with_others_and_return_in_order(classifier_dir, offline):
+    from onnxpress.runtime import Classifier
+
+    clf, _ = offline
+    small = Classifier.load(classifier_dir, variant="fp32", max_batch_tokens=40)  # a few rows per run
+    texts = [TEXTS[i % len(TEXTS)] + " new" * (i % 7) for i in range(40)]
+    expected = clf.predict_proba(texts)
+    gate, batcher, first = held_batcher(small)
+    big = batcher.submit(texts[:16])
+    singles = [batcher.submit([t]) for t in texts[16:]]
+    gate.release.set()
+    np.testing.assert_allclose(big.result(10), expected[:16], atol=1e-5)
+    np.testing.assert_allclose(np.concatenate([f.result(10) for f in singles]), expected[16:], atol=1e-5)
+    first.result(10)
+    batcher.close()
+    assert gate.stats.requests == 26 and gate.stats.rows == 41
+    assert len(gate.runs) > 2 and all(rows == 1 or tokens <= 40 for rows, tokens in gate.runs)
+    assert max(rows for rows, _ in gate.runs) > 1  # rows of different requests shared runs
+
+
+def test_the_oldest_waiting_row_goes_into_the_next_run(offline):
+    clf, _ = offline
+    long_text = " ".join(TEXTS)
+    gate, batcher, first = held_batcher(clf)
+    oldest = batcher.submit([long_text])
+    later = [batcher.submit([t]) for t in TEXTS * 4]
+    gate.release.set()
+    oldest.result(10)
+    for f in later:
+        f.result(10)
+    batcher.close()
+    rows, tokens = gate.runs[1]  # the run after the held one
+    assert tokens // rows == len(clf.encode([long_text]).ids)
 
 
 def test_translator_requests_merge_only_with_the_same_beam(offline):
