@@ -6,6 +6,8 @@ repeats encoder states per beam. It reuses the model's own modules (embedding, G
 output layers) and only re-broadcasts the attention; `check_step_equivalence` verifies it
 against `model.decode_step`. Because every Linear sees a 3-D input, the exporter writes
 them as MatMul + Add (not Gemm), which ONNX Runtime's dynamic int8 quantizer covers.
+The encoder graph is written from the model's weights (`write_encoder_graph`: one
+bidirectional GRU node), checked against `model.encode` by `check_encoder_equivalence`.
 """
 from __future__ import annotations
 
