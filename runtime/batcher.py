@@ -279,7 +279,7 @@ class Batcher:
             if not len(pool) and not self._wait_for_company():
                 return False
             room = POOL_BATCHES * work.budget.max_batch_size - len(pool)
-            taken = self._take((), room) if room > 0 or not len(pool) else []
+            taken = self._take((), room) if room > 0 else []  # room > 0 whenever the pool is empty
             self._waiting += len(taken)
             self._busy = True
         start = time.monotonic()
@@ -335,7 +335,8 @@ class Batcher:
             self._fail(request, Closed(f"{self.name} closed before computing this request"))
             return True
         if request.deadline is not None and now >= request.deadline:
-            self._fail(request, DeadlineExceeded(f"{self.name}: queued {now - request.enqueued:.3f} s, past its deadline"))
+            self._fail(request, DeadlineExceeded(
+                f"{self.name}: queued {now - request.enqueued:.3f} s, past its deadline"))
             return True
         return False
 

@@ -4,7 +4,7 @@ A served classifier would waste a third of its time if it ran each merged group 
 its own: a group of 16 single texts packs into runs of ~6 rows with ~17% padding, where offline
 `predict` (thousands of texts sorted together) runs ~10 rows with almost none. So the worker keeps
 the rows of every accepted request in one pool and computes one run at a time: the run always
-holds the oldest waiting row (no request starves) and, around it in length order, the neighbours
+holds a row of the oldest request (no request starves) and, around it in length order, the rows
 that fill the token budget with the most real tokens. New requests join the pool between runs,
 so each run is chosen from everything waiting. A request is answered when its last row is done.
 """
@@ -19,26 +19,29 @@ from onnxpress.runtime.text_tokenizer import Encoded
 from onnxpress.runtime.token_budget import Batch, TokenBudget
 
 
-def pick_run(lengths: Sequence[int] | np.ndarray, must: int, budget: TokenBudget) -> Batch:
-    """One run under `budget` that includes row `must`: of the windows of rows adjacent in
-    length order that contain it, the one holding the most real tokens."""
+def pick_run(lengths: Sequence[int] | np.ndarray, must: Sequence[int] | np.ndarray | int,
+             budget: TokenBudget) -> Batch:
+    """One run under `budget` that includes at least one of the rows `must`: of the windows of
+    rows adjacent in length order that do, the one holding the most real tokens."""
     lengths = np.asarray(lengths, dtype=np.int64)
     order = np.argsort(-lengths, kind="stable")  # longest first, as TokenBudget.plan
-    at = int(np.flatnonzero(order == must)[0])
     sorted_lengths = lengths[order]
     real = np.concatenate([[0], np.cumsum(sorted_lengths)])
-    best: tuple[int, int, int, int] | None = None  # (real tokens, start, rows, padded length)
-    for start in range(at, -1, -1):
-        padded = budget.padded(int(sorted_lengths[start]))
-        rows = max(1, min(budget.max_batch_size, budget.max_batch_tokens // padded, len(order) - start))
-        if start + rows <= at:
-            break  # windows starting on longer rows hold fewer rows: none reaches `must` any more
-        tokens = int(real[start + rows] - real[start])
-        if best is None or tokens > best[0]:
-            best = (tokens, start, rows, padded)
-    assert best is not None  # start == at always qualifies
-    _, start, rows, padded = best
-    return Batch(indices=order[start : start + rows], length=padded)
+    wanted = np.zeros(len(order), dtype=bool)
+    wanted[np.asarray(must, dtype=np.int64)] = True
+    wanted_before = np.concatenate([[0], np.cumsum(wanted[order])])  # wanted rows among the first i
+    n = len(order)
+    starts = np.arange(n)
+    multiple = budget.pad_to_multiple
+    padded = -(-np.maximum(sorted_lengths, 1) // multiple) * multiple  # TokenBudget.padded, per row
+    rows = np.maximum(1, np.minimum(np.minimum(budget.max_batch_size, budget.max_batch_tokens // padded), n - starts))
+    ends = starts + rows
+    tokens = real[ends] - real[starts]
+    tokens[wanted_before[ends] == wanted_before[starts]] = -1  # windows without a wanted row
+    start = int(np.argmax(tokens))
+    if tokens[start] < 0:
+        raise ValueError("pick_run needs at least one row in `must`")
+    return Batch(indices=order[start : ends[start]], length=int(padded[start]))
 
 
 @dataclass
@@ -94,9 +97,11 @@ class RowPool:
             self._keep(keep)
 
     def next_run(self) -> tuple[Encoded, Batch, list[tuple[Pending, int]]]:
-        """The next run, whose rows leave the pool: their `Encoded`, the batch over it (the oldest
-        waiting row's best window) and, per row, its owner and the row's place in the owner."""
-        batch = pick_run(self.encoded.lengths, 0, self.budget)
+        """The next run, whose rows leave the pool: their `Encoded`, the batch over it (the best
+        window holding a row of the oldest request) and, per row, its owner and its place there."""
+        oldest = self.owners[0]
+        batch = pick_run(self.encoded.lengths, [i for i, owner in enumerate(self.owners) if owner is oldest],
+                         self.budget)
         rows = np.sort(batch.indices)
         chosen = set(rows.tolist())
         targets = [(self.owners[i], self.slots[i]) for i in rows]

@@ -33,8 +33,8 @@ class Metrics:
         self.queue_duration = Histogram("nv_inference_queue_duration_seconds", "Time a request waited in the queue",
                                         ["model"], buckets=LATENCY_BUCKETS, registry=r)
         self.compute_duration = Histogram("nv_inference_compute_infer_duration_seconds",
-                                          "Compute time of one merged group (tokenize + runs)", ["model"],
-                                          buckets=LATENCY_BUCKETS, registry=r)
+                                          "Compute time of one worker step (a classifier run with its tokenizing, "
+                                          "a translator group)", ["model"], buckets=LATENCY_BUCKETS, registry=r)
         self.batch_rows = Histogram("nv_inference_batch_size", "Rows per executed batch", ["model"],
                                     buckets=ROW_BUCKETS, registry=r)
         self.batch_tokens = Histogram("nv_inference_batch_tokens", "Padded tokens per executed batch", ["model"],

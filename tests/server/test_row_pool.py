@@ -36,3 +36,9 @@ def test_every_pick_fits_the_budget_and_includes_its_row():
         assert len(set(batch.indices.tolist())) == batch.size <= budget.max_batch_size
         assert batch.length == budget.padded(lengths[batch.indices].max())
         assert batch.size == 1 or batch.tokens <= budget.max_batch_tokens
+
+
+def test_any_row_of_the_oldest_request_may_anchor_the_run():
+    lengths = [50, 50, 50, 10, 10]  # the oldest request holds rows 2 (50 tokens) and 4 (10 tokens)
+    batch = pick_run(lengths, [2, 4], TokenBudget(max_batch_tokens=150, max_batch_size=64))
+    assert sorted(batch.indices.tolist()) == [0, 1, 2]
