@@ -45,8 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-body-bytes", type=int, default=limits.max_body_bytes, help="request body bytes")
     p.add_argument("--shutdown-grace", type=float, default=server.shutdown_grace_s,
                    help="seconds to stay up answering not-ready after SIGTERM (for load balancers)")
-    p.add_argument("--ort-spinning", action="store_true",
-                   help="let ONNX Runtime's threads spin between runs (off: they would take the event loop's core)")
+    p.add_argument("--ort-spin-us", type=int, default=server.ort_spin_us, metavar="US",
+                   help="how long an idle ONNX Runtime thread spin-waits for work, in microseconds "
+                        "(0: never; -1: ONNX Runtime's default; default %(default)s)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--ray-replicas", type=positive_int, default=None, metavar="N",
                    help="serve N replicas of this server on Ray Serve (needs onnxpress[ray]; docs/ray.md)")
@@ -72,7 +73,7 @@ def settings_from(args: argparse.Namespace):
         limits=Limits(max_texts=args.max_texts, max_chars=args.max_chars, max_body_bytes=args.max_body_bytes),
         request_timeout_s=args.request_timeout, max_queue_delay_ms=args.max_queue_delay_ms,
         max_queue_size=args.max_queue_size, shutdown_grace_s=args.shutdown_grace,
-        ort_spinning=args.ort_spinning)
+        ort_spin_us=None if args.ort_spin_us < 0 else args.ort_spin_us)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -170,8 +170,8 @@ def build_app(models: Sequence[tuple[str, str | os.PathLike]], settings: ServerS
     metrics = Metrics()
     config = BatcherConfig(max_queue_delay_ms=settings.max_queue_delay_ms, max_queue_size=settings.max_queue_size,
                            timeout_s=settings.request_timeout_s)
-    loaded = [load_model(name, path, config, metrics.observer(name), spinning=settings.ort_spinning, **load_options)
-              for name, path in models]
+    loaded = [load_model(name, path, config, metrics.observer(name), spin_us=settings.ort_spin_us,
+                         **load_options) for name, path in models]
     return create_app(ServerState(Registry(loaded), settings, metrics, Lifecycle()))
 
 

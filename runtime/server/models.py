@@ -12,12 +12,18 @@ from typing import Any, Sequence
 from onnxpress.errors import UserError
 from onnxpress.runtime.batcher import Batcher, BatcherConfig, BatcherError, BatchObserver
 from onnxpress.runtime.server.errors import InvalidInput, ModelNotFound, Timeout, from_batcher
+from onnxpress.runtime.server.settings import DEFAULT_SPIN_US
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 KINDS = {"text-classification": "classifier", "translation": "translator"}
-# ORT's intra-op threads spin between runs by default. In a server they share the cores with the
-# event loop, which then waits for a time slice: measured in docs/serving.md ("Performance").
-NO_SPINNING = {"session.intra_op.allow_spinning": "0"}
+def spin_config(spin_us: int | None) -> dict[str, str]:
+    """Session config entries for intra-op threads that spin at most `spin_us` microseconds (0: not at
+    all, None: ORT's default). Idle threads that spin long take the cores from the event loop."""
+    if spin_us is None:
+        return {}
+    if spin_us == 0:
+        return {"session.intra_op.allow_spinning": "0"}
+    return {"session.intra_op.spin_duration_us": str(int(spin_us))}
 
 
 @dataclass
@@ -120,11 +126,11 @@ def parse_model_args(paths: Sequence[str], named: Sequence[str]) -> list[tuple[s
 
 
 def load_model(name: str, path: str | os.PathLike, config: BatcherConfig, observer: BatchObserver | None,
-               spinning: bool = False, **load_options: Any) -> ServedModel:
+               spin_us: int | None = DEFAULT_SPIN_US, **load_options: Any) -> ServedModel:
     """Load an artifact as the model its manifest names, behind a new Batcher.
 
-    `spinning=False` turns off ORT's spin-waiting threads for a classifier (the translator's
-    loader takes no session config).
+    `spin_us` bounds a classifier's ORT spin-waiting (`spin_config`; the translator's loader takes
+    no session config).
     """
     from onnxpress.runtime import Artifact, Classifier, Translator
 
@@ -133,8 +139,8 @@ def load_model(name: str, path: str | os.PathLike, config: BatcherConfig, observ
     kind = KINDS.get(task)
     if kind is None:
         raise UserError(f"{path}: cannot serve a {task!r} artifact (serves {', '.join(KINDS)})")
-    if kind == "classifier" and not spinning:
-        load_options["session_config"] = {**NO_SPINNING, **(load_options.get("session_config") or {})}
+    if kind == "classifier":
+        load_options["session_config"] = {**spin_config(spin_us), **(load_options.get("session_config") or {})}
     model = (Classifier if kind == "classifier" else Translator).load(path, **load_options)
     seconds = time.perf_counter() - start
     return ServedModel(name, kind, model, Batcher(model, config, observer, name=name), seconds)

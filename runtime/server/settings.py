@@ -5,6 +5,9 @@ from dataclasses import dataclass
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+# Bound on the spin-waiting of a served classifier's idle ONNX Runtime threads, in microseconds
+# (figures: docs/serving.md, "Performance").
+DEFAULT_SPIN_US = 1000
 
 
 @dataclass(frozen=True)
@@ -27,5 +30,5 @@ class ServerSettings:
     max_queue_delay_ms: float = 1.0
     max_queue_size: int = 256  # queued requests per model
     shutdown_grace_s: float = 0.0  # after SIGTERM: seconds of not-ready before the listener closes
-    ort_spinning: bool = False  # let ORT's intra-op threads spin between runs (they compete with the event loop)
+    ort_spin_us: int | None = DEFAULT_SPIN_US  # 0: no spinning, None: ORT's default
 

@@ -1,26 +1,41 @@
-"""The served classifier's ONNX Runtime session: no spin-waiting threads unless asked for."""
+"""The served classifier's ONNX Runtime session: idle threads spin-wait for a bounded time only."""
 from __future__ import annotations
+
+import pytest
 
 from onnxpress.runtime.batcher import BatcherConfig
 from onnxpress.runtime.server.models import load_model
+from onnxpress.runtime.server.settings import DEFAULT_SPIN_US
 
 SPINNING = "session.intra_op.allow_spinning"
+SPIN_US = "session.intra_op.spin_duration_us"
 
 
-def test_served_classifier_threads_do_not_spin_by_default(classifier_dir):
-    served = load_model("clf", classifier_dir, BatcherConfig(), None, variant="fp32", threads=2)
+def entries(classifier_dir, **options) -> dict[str, str]:
+    served = load_model("clf", classifier_dir, BatcherConfig(), None, variant="fp32", **options)
     try:
-        assert served.model.engine.options.get_session_config_entry(SPINNING) == "0"
+        return served.model.engine.describe()["session_config"]
     finally:
         served.batcher.close()
 
 
-def test_spinning_can_be_kept_and_other_session_entries_pass_through(classifier_dir):
-    served = load_model("clf", classifier_dir, BatcherConfig(), None, spinning=True, variant="fp32",
-                        session_config={"session.intra_op.spin_duration_us": "50"})
+def test_served_classifier_threads_spin_for_a_bounded_time_by_default(classifier_dir):
+    assert entries(classifier_dir) == {SPIN_US: str(DEFAULT_SPIN_US)}
+
+
+@pytest.mark.parametrize("spin_us, want", [(0, {SPINNING: "0"}), (None, {}), (50, {SPIN_US: "50"})])
+def test_spinning_can_be_turned_off_or_left_to_onnxruntime(classifier_dir, spin_us, want):
+    assert entries(classifier_dir, spin_us=spin_us) == want
+
+
+def test_other_session_entries_pass_through(classifier_dir):
+    got = entries(classifier_dir, spin_us=0, session_config={"session.use_env_allocators": "0"})
+    assert got == {SPINNING: "0", "session.use_env_allocators": "0"}
+
+
+def test_onnxruntime_receives_the_entries(classifier_dir):
+    served = load_model("clf", classifier_dir, BatcherConfig(), None, variant="fp32", spin_us=0)
     try:
-        options = served.model.engine.options
-        assert SPINNING not in served.model.engine.describe()["session_config"]
-        assert options.get_session_config_entry("session.intra_op.spin_duration_us") == "50"
+        assert served.model.engine.options.get_session_config_entry(SPINNING) == "0"
     finally:
         served.batcher.close()
