@@ -44,7 +44,7 @@ def pick_run(lengths: Sequence[int] | np.ndarray, must: Sequence[int] | np.ndarr
     return Batch(indices=order[start : ends[start]], length=int(padded[start]))
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity
 class Pending:
     """An accepted request whose rows are in the pool: its probabilities fill in run by run."""
 
