@@ -17,9 +17,9 @@ import numpy as np
 import onnx
 
 from onnxpress.export import quantize as q
-from onnxpress.export.frozen_scales import quantize_int8_frozen
 from onnxpress.export.classifier_checkpoint import CheckpointInfo
 from onnxpress.export.classifier_validation import encode, make_batches
+from onnxpress.export.frozen_scales import quantize_int8_frozen
 from onnxpress.export.manifest import model_opset
 from onnxpress.runtime.artifact import Variant
 
