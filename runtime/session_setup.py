@@ -48,3 +48,13 @@ def session_options(threads: int | None, mem_arena: bool = True, log_level: int 
     for key, value in (config or {}).items():  # e.g. {"session.intra_op.allow_spinning": "0"}
         so.add_session_config_entry(key, str(value))
     return so
+
+
+def spin_config(spin_us: int | None) -> dict[str, str]:
+    """Session config entries for intra-op threads that spin at most `spin_us` microseconds (0: not at
+    all, None: ORT's default). Idle threads that spin long take the cores from the event loop."""
+    if spin_us is None:
+        return {}
+    if spin_us == 0:
+        return {"session.intra_op.allow_spinning": "0"}
+    return {"session.intra_op.spin_duration_us": str(int(spin_us))}

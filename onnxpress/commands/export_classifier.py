@@ -23,9 +23,10 @@ def register(subparsers) -> None:
     p.add_argument("checkpoint", help="checkpoint dir written by `onnxpress train classifier`")
     p.add_argument("--out", required=True, help="artifact directory to write")
     p.add_argument("--variants", default=DEFAULT_VARIANTS,
-                   help="comma-separated: fp32 (fused), int8 (int8 weights, QAttention, uint8 activation scales "
-                        "calibrated on training texts: batch-invariant, the CPU default), int8-dynamic (run-time activation "
-                        "scales), int8-static (QDQ, --static-activations; TensorRT when int8), fp16 (GPU, fp32 IO)")
+                   help="comma-separated: fp32 (fused), int8 (int8 weights, QAttention, uint8 activation "
+                        "scales calibrated on training texts: batch-invariant, the CPU default), int8-dynamic "
+                        "(run-time activation scales), int8-static (QDQ, --static-activations; TensorRT when "
+                        "int8), fp16 (GPU, fp32 IO)")
     p.add_argument("--data", default=None,
                    help="AG News dir (or a data root holding ag_news/); default: $ONNXPRESS_DATA, ../shared/data, ./data")
     p.add_argument("--eval-rows", type=int, default=None,

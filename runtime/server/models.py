@@ -13,17 +13,10 @@ from onnxpress.errors import UserError
 from onnxpress.runtime.batcher import Batcher, BatcherConfig, BatcherError, BatchObserver
 from onnxpress.runtime.server.errors import InvalidInput, ModelNotFound, Timeout, from_batcher
 from onnxpress.runtime.server.settings import DEFAULT_SPIN_US
+from onnxpress.runtime.session_setup import spin_config
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 KINDS = {"text-classification": "classifier", "translation": "translator"}
-def spin_config(spin_us: int | None) -> dict[str, str]:
-    """Session config entries for intra-op threads that spin at most `spin_us` microseconds (0: not at
-    all, None: ORT's default). Idle threads that spin long take the cores from the event loop."""
-    if spin_us is None:
-        return {}
-    if spin_us == 0:
-        return {"session.intra_op.allow_spinning": "0"}
-    return {"session.intra_op.spin_duration_us": str(int(spin_us))}
 
 
 @dataclass
@@ -129,8 +122,8 @@ def load_model(name: str, path: str | os.PathLike, config: BatcherConfig, observ
                spin_us: int | None = DEFAULT_SPIN_US, **load_options: Any) -> ServedModel:
     """Load an artifact as the model its manifest names, behind a new Batcher.
 
-    `spin_us` bounds a classifier's ORT spin-waiting (`spin_config`; the translator's loader takes
-    no session config).
+    `spin_us` bounds a classifier's ORT spin-waiting (`session_setup.spin_config`; the translator's
+    loader takes no session config).
     """
     from onnxpress.runtime import Artifact, Classifier, Translator
 
