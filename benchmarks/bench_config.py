@@ -34,6 +34,7 @@ class BenchConfig:
     throughput_rounds: int = 2  # fresh-process runs per contender over the whole text set
     invariance_texts: int = 300  # batched vs one at a time, first round
     throughput_budget_s: float | None = 600.0  # stop after the chunk round that crosses it
+    first_pass: bool = True  # each process scores the texts once, timed apart, before the timed pass
     cold_start: bool = True
     cold_start_runs: int = 2
     cold_start_workload: int = 256

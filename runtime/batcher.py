@@ -8,9 +8,10 @@
 
 Requests from any number of threads wait in a bounded FIFO queue. An idle worker waits at most
 `max_queue_delay_ms` after the oldest request for company. A classifier's worker then moves queued
-requests into a pool of tokenized rows and computes one run at a time: the oldest waiting row with
+requests into a pool of tokenized rows and picks one run at a time: the oldest waiting row with
 the neighbours in length that fill the token budget best (`onnxpress.runtime.row_pool`), taking new
-requests in between runs. A translator's worker takes every queued request with the same key (beam
+requests in between runs; a classifier that runs parallel batches (`Classifier.runs`) has that many
+runs computing at once, each picked when a slot frees up. A translator's worker takes every queued request with the same key (beam
 size and attention flag) up to `max_batch_size` sentences and translates them together. Each
 caller's future gets exactly its own results, in order. A full queue refuses at once (`Overloaded`);
 a request still waiting at its deadline fails with `DeadlineExceeded` without being computed;
@@ -24,7 +25,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence
 
@@ -123,12 +124,17 @@ class _Request:
 
 
 class _ClassifierWork:
-    """Rows through `encode` + `infer`, one run at a time from a `RowPool`."""
+    """Rows through `encode` + `infer`, runs picked one at a time from a `RowPool`."""
 
     def __init__(self, classifier: Any):
         self.model = classifier
         self.budget = classifier.budget
         self.pool = RowPool(classifier.budget, len(classifier.labels))
+        # A classifier that runs parallel batches (`Classifier.runs`) gets as many runs in flight.
+        workers = getattr(getattr(classifier, "runs", None), "workers", 1)
+        self.slots = threading.Semaphore(workers)
+        self.runner = ThreadPoolExecutor(workers, thread_name_prefix="batcher-run") if workers > 1 else None
+        self.lock = threading.Lock()  # owners' progress, shared by runs in flight
 
     def key(self, options: dict[str, Any]) -> tuple:
         if options:
@@ -193,6 +199,7 @@ class Batcher:
         self._discard = False  # close(drain=False): fail what has not started
         self._busy = False
         self._waiting = 0  # accepted requests out of the queue that have not started (tokenizing, in the pool)
+        self._running = 0  # classifier runs being computed
         step = self._pool_step if isinstance(self._work, _ClassifierWork) else self._group_step
         self._thread = threading.Thread(target=self._loop, args=(step,), name=f"batcher-{name}", daemon=True)
         self._thread.start()
@@ -257,6 +264,9 @@ class Batcher:
     def _loop(self, step: Callable[[], bool]) -> None:
         while step():
             pass
+        runner = getattr(self._work, "runner", None)
+        if runner is not None:
+            runner.shutdown(wait=True)  # runs in flight complete before close() returns
 
     def _group_step(self) -> bool:
         """A translator's step: one merged group of requests with the same key."""
@@ -271,12 +281,15 @@ class Batcher:
         return True
 
     def _pool_step(self) -> bool:
-        """A classifier's step: take queued requests into the pool, compute one run from it."""
+        """A classifier's step: take queued requests into the pool, start one run from it (up to
+        the classifier's `runs.workers` runs at a time, each chosen when a slot frees up)."""
         work = self._work
         assert isinstance(work, _ClassifierWork)
         pool = work.pool
+        work.slots.acquire()  # a free run slot first, so the run is picked from the freshest pool
         with self._cond:
             if not len(pool) and not self._wait_for_company():
+                work.slots.release()
                 return False
             room = POOL_BATCHES * work.budget.max_batch_size - len(pool)
             taken = self._take((), room) if room > 0 else []  # room > 0 whenever the pool is empty
@@ -289,40 +302,62 @@ class Batcher:
         except BaseException as exc:  # noqa: BLE001 - the callers get the failure, the worker lives on
             for request in taken:
                 request.future.set_exception(exc)
-        pool.drop(self._expired)
-        if len(pool):
-            self._run_one(pool, start)
+        with work.lock:
+            pool.drop(lambda owner: owner.failed or self._expired(owner))
+        if not len(pool):
+            work.slots.release()
+        else:
+            encoded, batch, targets = pool.next_run()
+            owners = list({id(owner): owner for owner, _ in targets}.values())
+            starting = [owner for owner in owners if not owner.started]
+            for owner in starting:
+                owner.started = True
+            with self._cond:
+                self._running += 1
+                self._waiting = pool.waiting
+            args = (encoded, batch, targets, owners, starting, start)
+            if work.runner is None:
+                self._run_one(*args)
+            else:
+                work.runner.submit(self._run_one, *args)
         with self._cond:
             self._waiting = pool.waiting
-            self._busy = bool(len(pool))
+            self._busy = bool(len(pool)) or self._running > 0
         return True
 
-    def _run_one(self, pool: RowPool, start: float) -> None:
-        encoded, batch, targets = pool.next_run()
-        owners = list({id(owner): owner for owner, _ in targets}.values())
-        starting = [owner for owner in owners if not owner.started]
-        for owner in starting:
-            owner.started = True
-        with self._cond:
-            self._waiting = pool.waiting
-        for owner in starting:
-            self.observer.queued(start - owner.request.enqueued)
-        self.observer.executed(batch.size, batch.tokens)
+    def _run_one(self, encoded: Any, batch: Any, targets: list[tuple[Pending, int]], owners: list[Pending],
+                 starting: list[Pending], start: float) -> None:
+        """Compute one run picked from the pool (`starting`: its owners none of whose rows ran
+        before) and answer the requests it completes."""
+        work = self._work
+        assert isinstance(work, _ClassifierWork)
         try:
-            probs = self._work.model.infer(encoded)
-        except BaseException as exc:  # noqa: BLE001 - the callers get the failure, the worker lives on
-            failed = set(map(id, owners))
-            pool.drop(lambda owner: id(owner) in failed)
-            for owner in owners:
-                owner.request.future.set_exception(exc)
-            return
-        for (owner, slot), row in zip(targets, probs):
-            owner.probs[slot] = row
-            owner.left -= 1
-        done = [owner for owner in owners if owner.left == 0]
-        self.observer.computed(time.monotonic() - start, len(done), batch.size)
-        for owner in done:
-            owner.request.future.set_result(owner.probs)
+            for owner in starting:
+                self.observer.queued(start - owner.request.enqueued)
+            self.observer.executed(batch.size, batch.tokens)
+            try:
+                probs = work.model.infer(encoded)
+            except BaseException as exc:  # noqa: BLE001 - the callers get the failure, the worker lives on
+                with work.lock:  # their rows still in the pool are dropped by the next step
+                    failing = [owner for owner in owners if not owner.failed]
+                    for owner in failing:
+                        owner.failed = True
+                for owner in failing:
+                    owner.request.future.set_exception(exc)
+                return
+            with work.lock:
+                for (owner, slot), row in zip(targets, probs):
+                    owner.probs[slot] = row
+                    owner.left -= 1
+                done = [owner for owner in owners if owner.left == 0 and not owner.failed]
+            self.observer.computed(time.monotonic() - start, len(done), batch.size)
+            for owner in done:
+                owner.request.future.set_result(owner.probs)
+        finally:
+            with self._cond:
+                self._running -= 1
+                self._busy = bool(len(work.pool)) or self._running > 0
+            work.slots.release()
 
     def _expired(self, owner: Pending) -> bool:
         """Fail (and tell the pool to drop) a request that has not started and is past its deadline

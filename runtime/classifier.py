@@ -21,6 +21,7 @@ from onnxpress.runtime.devices import Accelerators
 from onnxpress.runtime.engine import Engine
 from onnxpress.runtime.gpu_check import ensure_gpu_checked
 from onnxpress.runtime.loading import choose_for, engine_config, open_artifact, open_variant, token_budget
+from onnxpress.runtime.parallel_runs import ParallelRuns, model_parameters, split_threads
 from onnxpress.runtime.text_tokenizer import Encoded, TextTokenizer, check_texts
 
 TASK = "text-classification"
@@ -67,12 +68,12 @@ class Classifier:
     """A loaded text classifier: one shared ONNX Runtime session, thread-safe `predict`.
 
     Texts are tokenized in one batch call, sorted by length, packed into batches under
-    `max_batch_tokens` padded tokens and `max_batch_size` rows, run longest first, and the
-    results put back in input order.
+    `max_batch_tokens` padded tokens and `max_batch_size` rows, run longest first (on CPU,
+    `runs.workers` batches at a time), and the results put back in input order.
     """
 
     def __init__(self, artifact: Artifact, variant: str, engine: Engine, tokenizer: TextTokenizer,
-                 budget: TokenBudget, fixed_shapes: bool = False):
+                 budget: TokenBudget, fixed_shapes: bool = False, runs: ParallelRuns | None = None):
         manifest = artifact.manifest
         self.artifact = artifact
         self.variant = variant
@@ -81,6 +82,7 @@ class Classifier:
         self.tokenizer = tokenizer
         self.budget = budget
         self.fixed_shapes = fixed_shapes
+        self.runs = runs or ParallelRuns(1)  # independent batches run side by side
         self.max_length = tokenizer.max_length
         unknown = [n for n in engine.input_names if n not in KNOWN_INPUTS]
         if unknown:
@@ -109,9 +111,9 @@ class Classifier:
         """Open an artifact directory and start a session.
 
         variant: "auto" or a variant name from the manifest; device: "auto", "cpu", "cuda",
-        "tensorrt"; threads: intra-op threads (None: one per physical core). `options` are
-        those of `open` (max_batch_tokens, max_batch_size, cuda_graphs, io_binding, mem_arena,
-        session_config, verify). `accelerators` injects the machine probe (tests). A variant
+        "tensorrt"; threads: CPU threads (None: one per core). `options` are those of `open`
+        (max_batch_tokens, max_batch_size, cuda_graphs, io_binding, mem_arena, session_config,
+        verify, workers). `accelerators` injects the machine probe (tests). A variant
         validated only on CPU is checked against the artifact's reference sample on first GPU load.
         """
         artifact = open_artifact(path, TASK)
@@ -136,10 +138,17 @@ class Classifier:
         mem_arena: bool = True,
         session_config: dict[str, str] | None = None,
         verify: bool = True,
+        workers: int | str = "auto",
     ) -> "Classifier":
         """Serve `variant` on `device` exactly as given: no auto choice and no device check
-        (export validation runs any variant on CPU through this)."""
+        (export validation runs any variant on CPU through this). workers: batches run in parallel
+        on CPU, sharing `threads` (`parallel_runs.split_threads`; "auto" by model size; 1 for the
+        lowest latency of a single small request)."""
         opened = open_variant(open_artifact(artifact, TASK), variant, device, ("model",), verify)
+        n_runs = 1
+        if device == "cpu":
+            n_runs, threads = split_threads(threads, model_parameters(opened.models["model"], opened.spec.precision),
+                                            workers)
         manifest = opened.artifact.manifest
         if cuda_graphs and device == "cpu":
             raise UserError("cuda_graphs needs a CUDA device (device='cuda' or 'tensorrt')")
@@ -158,7 +167,8 @@ class Classifier:
                                profile_inputs=manifest.inputs)
         engine = Engine(opened.models["model"], config)
         # fixed-shape buckets only pay when a captured graph replays them
-        return cls(opened.artifact, variant, engine, tokenizer, budget, fixed_shapes=engine.cuda_graphs)
+        return cls(opened.artifact, variant, engine, tokenizer, budget, fixed_shapes=engine.cuda_graphs,
+                   runs=ParallelRuns(n_runs))
 
     @property
     def output_index(self) -> int:
@@ -196,10 +206,10 @@ class Classifier:
 
     def infer(self, encoded: Encoded) -> np.ndarray:
         """Probabilities for pre-tokenized rows, in their order (planned under the token budget)."""
-        n = len(encoded)
-        logits = np.empty((n, len(self.labels)), dtype=np.float32)
-        for batch in self.budget.plan(encoded.lengths):
-            logits[batch.indices] = self.run_batch(encoded, batch.indices, batch.length)
+        logits = np.empty((len(encoded), len(self.labels)), dtype=np.float32)
+        batches = list(self.budget.plan(encoded.lengths))
+        for batch, out in zip(batches, self.runs.map(lambda b: self.run_batch(encoded, b.indices, b.length), batches)):
+            logits[batch.indices] = out
         return softmax(logits)
 
     def run_batch(self, encoded: Encoded, rows: np.ndarray, length: int) -> np.ndarray:
@@ -221,7 +231,7 @@ class Classifier:
             "artifact": str(self.artifact.root), "variant": self.variant, "device": self.device,
             "max_length": self.max_length, "labels": self.labels,
             "max_batch_tokens": self.budget.max_batch_tokens, "max_batch_size": self.budget.max_batch_size,
-            **self.engine.describe(),
+            "parallel_batches": self.runs.workers, **self.engine.describe(),
         }
 
     def __repr__(self) -> str:

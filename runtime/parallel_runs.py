@@ -1,12 +1,14 @@
-"""Independent batches decoded side by side: how a small translator uses more than one core.
+"""Independent batches run side by side: how a small model uses more than one core.
 
-A decoder step of a small model is a few tiny GEMMs plus per-op overhead and the numpy search
+A decoder step of a small translator is a few tiny GEMMs plus per-op overhead and the numpy search
 between steps, so a second intra-op thread mostly waits (on the 2-core machine it made the demo
-model slower). Two batches decoded at once, each on its own thread with a one-thread session
-run, keep both cores busy: `InferenceSession.run` is thread-safe and releases the GIL, so one
-batch's search runs while the other's step computes. A large model's GEMMs split well across
-intra-op threads instead. `split_threads` applies the measured rule (benchmarks/README.md,
-"Translator"); the batches, and so the results, are the same either way.
+model slower); a small encoder's ops on a batch of short texts split no better. Two batches run
+at once, each on its own thread with a one-thread session run, keep both cores busy:
+`InferenceSession.run` is thread-safe and releases the GIL, so one batch's Python (search,
+padding) runs while the other computes. A large model's GEMMs split well across intra-op threads
+instead. `split_threads` applies the measured rule (benchmarks/README.md, "Translator" and
+"Parallel batches"); the batches, and so the results, are the same either way. The price: one
+batch alone (a single short request) runs on one thread.
 """
 from __future__ import annotations
 
@@ -19,18 +21,18 @@ from onnxpress.errors import UserError
 T = TypeVar("T")
 R = TypeVar("R")
 
-# Decoders up to this many weights decode as parallel batches. Measured faster than intra-op
-# threads at both translator presets (decoder graphs of ~1.4M and ~4.3M weights, benchmarks/README.md,
-# "Translator"); larger ones are unmeasured and keep one batch at a time, whose latency intra-op
-# threads shorten.
-PARALLEL_MAX_PARAMETERS = 20_000_000
+# Models up to this many weights run parallel batches. Measured faster than intra-op threads at
+# both translator presets (decoder graphs of ~1.4M and ~4.3M weights) and on MiniLM-L6 (22.7M,
+# int8 and fp32) (benchmarks/README.md, "Translator", "Parallel batches"); larger ones are
+# unmeasured and keep one batch at a time, whose latency intra-op threads shorten.
+PARALLEL_MAX_PARAMETERS = 30_000_000
 
 
 BYTES_PER_WEIGHT = {"fp32": 4, "fp16": 2, "int8": 1}
 
 
-def decoder_parameters(model_path: str | os.PathLike, precision: str) -> int:
-    """Approximate weight count of a decoder graph: its file size over the bytes per weight."""
+def model_parameters(model_path: str | os.PathLike, precision: str) -> int:
+    """Approximate weight count of an ONNX graph: its file size over the bytes per weight."""
     return os.path.getsize(model_path) // BYTES_PER_WEIGHT.get(precision, 4)
 
 

@@ -3,7 +3,7 @@
 A served classifier would waste a third of its time if it ran each merged group of requests on
 its own: a group of 16 single texts packs into runs of ~6 rows with ~17% padding, where offline
 `predict` (thousands of texts sorted together) runs ~10 rows with almost none. So the worker keeps
-the rows of every accepted request in one pool and computes one run at a time: the run always
+the rows of every accepted request in one pool and picks one run at a time: the run always
 holds a row of the oldest request (no request starves) and, around it in length order, the rows
 that fill the token budget with the most real tokens. New requests join the pool between runs,
 so each run is chosen from everything waiting. A request is answered when its last row is done.
@@ -52,6 +52,7 @@ class Pending:
     probs: np.ndarray  # [n, labels], filled as its rows are computed
     left: int  # rows not computed yet
     started: bool = False  # one of its rows ran (or is running)
+    failed: bool = False  # a run with one of its rows failed: the future holds the error
 
 
 class RowPool:

@@ -32,7 +32,7 @@ from onnxpress.runtime.beam_search import Hypothesis, beam_search, greedy_search
 from onnxpress.runtime.loading import (
     OpenedVariant, choose_for, engine_config, open_artifact, open_variant, token_budget,
 )
-from onnxpress.runtime.parallel_runs import ParallelRuns, decoder_parameters, split_threads
+from onnxpress.runtime.parallel_runs import ParallelRuns, model_parameters, split_threads
 from onnxpress.runtime.tensorrt import graph_inputs
 from onnxpress.runtime.text_tokenizer import Encoded, TextTokenizer, check_texts
 
@@ -199,8 +199,8 @@ class Translator:
         opened = open_variant(open_artifact(artifact, TASK), variant, device, ("encoder", "decoder_step"), verify)
         n_runs = 1
         if device == "cpu":
-            n_runs, threads = split_threads(threads, decoder_parameters(opened.models["decoder_step"],
-                                                                        opened.spec.precision), workers)
+            n_runs, threads = split_threads(threads, model_parameters(opened.models["decoder_step"],
+                                                                      opened.spec.precision), workers)
         manifest = opened.artifact.manifest
         toks = manifest.tokenizers
         src_name, tgt_name = toks.get("source", toks.get("joint")), toks.get("target", toks.get("joint"))

@@ -54,11 +54,14 @@ class Onnxpress(Contender):
 
     def threads(self) -> dict[str, Any]:
         so = self.clf.engine.session.get_session_options()
-        return {"compute": so.intra_op_num_threads, "interop": so.inter_op_num_threads,
-                "how": "Classifier.load(threads=N) -> SessionOptions.intra_op_num_threads"}
+        workers = self.clf.runs.workers
+        return {"compute": so.intra_op_num_threads * workers, "interop": so.inter_op_num_threads,
+                "how": f"Classifier.load(threads=N): {workers} parallel batch(es) x "
+                       f"SessionOptions.intra_op_num_threads={so.intra_op_num_threads}"}
 
     def batching(self) -> str:
-        return "Classifier.predict_proba: length-sorted batches under its token budget"
+        return ("Classifier.predict_proba: length-sorted batches under its token budget, on CPU several "
+                "at a time for a small model (parallel_runs.split_threads)")
 
     def describe(self) -> dict[str, Any]:
         from onnxpress.benchmarks.harness import ort_session_options

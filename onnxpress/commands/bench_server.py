@@ -55,7 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--closed", type=_counts, default=[], metavar="N,N,...",
                    help="also run closed-loop clients at these concurrencies (e.g. 1,8,32)")
     p.add_argument("--artifact", default=None, help="classifier artifact: measure offline predict as the reference")
-    p.add_argument("--threads", type=int, default=None, help="intra-op threads for the offline reference")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the offline reference")
+    p.add_argument("--workers", default="auto", metavar="N|auto",
+                   help="parallel batches of the offline reference (Classifier.load(workers=...); default auto)")
     p.add_argument("--knee-p99-ms", type=float, default=100.0, help="the knee: first rate whose p99 exceeds this")
     p.add_argument("--api-key", default=None, help="bearer token for a server started with --api-key")
     p.add_argument("--all-rates", action="store_true", help="keep going after the knee")
@@ -63,7 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def offline_reference(artifact: str, texts: list[str], threads: int | None, max_seconds: float = 10.0) -> dict:
+def offline_reference(artifact: str, texts: list[str], threads: int | None, max_seconds: float = 10.0,
+                      workers: int | str = "auto") -> dict:
     """Offline `Classifier.predict` on `texts` (one call) and batch-1 latency, in this process."""
     import time
 
@@ -71,7 +74,7 @@ def offline_reference(artifact: str, texts: list[str], threads: int | None, max_
 
     from onnxpress.runtime import Classifier
 
-    clf = Classifier.load(artifact, threads=threads)
+    clf = Classifier.load(artifact, threads=threads, workers=workers)
     clf.predict(texts[:64])  # warm-up
     start = time.perf_counter()
     clf.predict(texts)
@@ -101,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     body = (loadgen.v2_body(texts, args.texts_per_request) if v2
             else loadgen.json_body(texts, args.key, args.texts_per_request))
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else None
-    offline = offline_reference(args.artifact, texts, args.threads) if args.artifact else None
+    offline = offline_reference(args.artifact, texts, args.threads, workers=args.workers) if args.artifact else None
 
     def progress(p: loadgen.LoadPoint) -> None:
         lat = p.latency

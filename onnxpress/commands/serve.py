@@ -31,7 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"require 'Authorization: Bearer KEY' on all but health and the page (or ${API_KEY_ENV})")
     p.add_argument("--variant", default="auto", help="model variant: auto or a manifest variant name")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or tensorrt")
-    p.add_argument("--threads", type=int, default=None, help="intra-op threads per session (default: per core)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads per model (default: one per core)")
+    p.add_argument("--workers", default="auto", metavar="N|auto",
+                   help="CPU: model runs computing at once, sharing --threads (auto: the runtime's rule by "
+                        "model size; 1: one run on every thread, the lowest single-request latency)")
     p.add_argument("--max-batch-tokens", type=int, default=None, help="padded tokens per model run")
     p.add_argument("--max-batch-size", type=int, default=None, help="rows per model run")
     p.add_argument("--max-queue-delay-ms", type=float, default=server.max_queue_delay_ms,
@@ -99,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         return serve_command(args, settings, pairs)
     logging.basicConfig(level=args.log_level.upper(), format="%(message)s", stream=sys.stderr)
     app = build_app(pairs, settings, variant=args.variant, device=args.device, threads=args.threads,
-                    max_batch_tokens=args.max_batch_tokens, max_batch_size=args.max_batch_size)
+                    workers=args.workers, max_batch_tokens=args.max_batch_tokens, max_batch_size=args.max_batch_size)
     state = app.state.server
     models = list(state.registry.models.values())
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET

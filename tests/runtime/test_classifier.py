@@ -187,13 +187,30 @@ def test_session_options_are_deliberate(artifact_dir):
     clf = Classifier.load(artifact_dir, threads=2, session_config={"session.intra_op.allow_spinning": "0"},
                           accelerators=NO_GPU)
     so = clf.engine.session.get_session_options()
-    assert (so.intra_op_num_threads, so.inter_op_num_threads) == (2, 1)
+    # a small model runs 2 batches at a time on one thread each (parallel_runs.split_threads)
+    assert (so.intra_op_num_threads, so.inter_op_num_threads, clf.runs.workers) == (1, 1, 2)
+    assert clf.describe()["parallel_batches"] == 2
+    one = Classifier.load(artifact_dir, threads=2, workers=1, accelerators=NO_GPU)
+    so_one = one.engine.session.get_session_options()
+    assert (so_one.intra_op_num_threads, one.runs.workers) == (2, 1)
     assert not so.enable_mem_pattern and so.enable_cpu_mem_arena
     assert so.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     info = clf.describe()
     assert info["providers"] == ["CPUExecutionProvider"] and info["max_batch_tokens"] == DEFAULT_MAX_BATCH_TOKENS
     with pytest.raises(UserError, match="threads must be >= 1"):
         Classifier.load(artifact_dir, threads=0, accelerators=NO_GPU)
+
+
+def test_parallel_batches_give_the_same_results(artifact_dir, texts):
+    """Two batches at a time on one-thread runs: the same batches, so the same probabilities as
+    one batch at a time on two threads."""
+    many = list(texts) * 6
+    parallel = Classifier.load(artifact_dir, threads=2, workers=2, max_batch_tokens=64, accelerators=NO_GPU)
+    serial = Classifier.load(artifact_dir, threads=2, workers=1, max_batch_tokens=64, accelerators=NO_GPU)
+    assert len(list(parallel.budget.plan(parallel.encode(many).lengths))) > 2
+    np.testing.assert_allclose(parallel.predict_proba(many), serial.predict_proba(many), atol=1e-6)
+    with pytest.raises(UserError, match="workers must be"):
+        Classifier.load(artifact_dir, workers=0, accelerators=NO_GPU)
 
 
 def test_encoding_in_slices_is_identical(fp32, texts, monkeypatch):

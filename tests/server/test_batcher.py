@@ -34,8 +34,18 @@ class Gate:
         self.stats.computed(seconds, requests, rows)
 
 
+@pytest.fixture(scope="module")
+def one_run(classifier_dir):
+    """A classifier that computes one run at a time, so that holding that run holds the batcher."""
+    from onnxpress.runtime import Classifier
+
+    return Classifier.load(classifier_dir, variant="fp32", workers=1)
+
+
 def held_batcher(clf, first_text=TEXTS[0], **config):
-    """A batcher whose worker is held inside its first request (`first_text`) until `gate.release` is set."""
+    """A batcher whose worker is held inside its first request (`first_text`) until `gate.release` is set
+    (`clf` must run one batch at a time: `workers=1`)."""
+    assert clf.runs.workers == 1
     gate = Gate()
     batcher = Batcher(clf, BatcherConfig(max_queue_delay_ms=0, **config), observer=gate)
     first = batcher.submit([first_text])
@@ -71,8 +81,8 @@ def test_empty_and_invalid_input(offline):
             batcher.submit(["x"], beam_size=2)
 
 
-def test_full_queue_refuses_at_once_and_accepted_requests_complete(offline):
-    clf, _ = offline
+def test_full_queue_refuses_at_once_and_accepted_requests_complete(one_run):
+    clf = one_run
     gate, batcher, first = held_batcher(clf, max_queue_size=2)  # the queue is empty again
     queued = [batcher.submit([TEXTS[1]]), batcher.submit([TEXTS[2]])]
     start = time.monotonic()
@@ -85,8 +95,8 @@ def test_full_queue_refuses_at_once_and_accepted_requests_complete(offline):
     batcher.close()
 
 
-def test_deadline_fails_queued_requests_without_computing_them(offline):
-    clf, _ = offline
+def test_deadline_fails_queued_requests_without_computing_them(one_run):
+    clf = one_run
     gate, batcher, first = held_batcher(clf)
     late = batcher.submit([TEXTS[1]], timeout_s=0.05)
     on_time = batcher.submit([TEXTS[2]], timeout_s=30)
@@ -111,8 +121,8 @@ def test_close_drains_accepted_requests_then_refuses(offline):
         batcher.submit(["x"])
 
 
-def test_close_without_drain_fails_queued_requests(offline):
-    clf, _ = offline
+def test_close_without_drain_fails_queued_requests(one_run):
+    clf = one_run
     gate, batcher, first = held_batcher(clf)
     queued = batcher.submit([TEXTS[1]])
     threading.Timer(0.1, gate.release.set).start()
@@ -126,7 +136,7 @@ def test_rows_of_one_request_can_span_runs_shared_with_others_and_return_in_orde
     from onnxpress.runtime import Classifier
 
     clf, _ = offline
-    small = Classifier.load(classifier_dir, variant="fp32", max_batch_tokens=40)  # a few rows per run
+    small = Classifier.load(classifier_dir, variant="fp32", max_batch_tokens=40, workers=1)  # a few rows per run
     texts = [TEXTS[i % len(TEXTS)] + " new" * (i % 7) for i in range(40)]
     expected = clf.predict_proba(texts)
     gate, batcher, first = held_batcher(small)
@@ -142,8 +152,8 @@ def test_rows_of_one_request_can_span_runs_shared_with_others_and_return_in_orde
     assert max(rows for rows, _ in gate.runs) > 1  # rows of different requests shared runs
 
 
-def test_the_oldest_waiting_row_goes_into_the_next_run(offline):
-    clf, _ = offline
+def test_the_oldest_waiting_row_goes_into_the_next_run(one_run):
+    clf = one_run
     long_text = " ".join(TEXTS)
     gate, batcher, first = held_batcher(clf)
     oldest = batcher.submit([long_text])
@@ -155,6 +165,44 @@ def test_the_oldest_waiting_row_goes_into_the_next_run(offline):
     batcher.close()
     rows, tokens = gate.runs[1]  # the run after the held one
     assert tokens // rows == len(clf.encode([long_text]).ids)
+
+
+def test_a_classifier_with_parallel_batches_computes_that_many_runs_at_once(classifier_dir, offline):
+    from onnxpress.runtime import Classifier
+
+    clf, _ = offline
+    small = Classifier.load(classifier_dir, variant="fp32", max_batch_tokens=40, workers=2)
+    texts = [TEXTS[i % len(TEXTS)] + " new" * (i % 7) for i in range(40)]
+    expected = clf.predict_proba(texts)
+
+    class Overlap(BatchStats):
+        """Counts runs in flight; the first run waits (up to 5 s) for a second one to start."""
+
+        def __init__(self):
+            super().__init__()
+            self.active = self.peak = 0
+            self.cv = threading.Condition()
+
+        def executed(self, rows, tokens):
+            with self.cv:
+                self.active += 1
+                self.peak = max(self.peak, self.active)
+                self.cv.notify_all()
+                self.cv.wait_for(lambda: self.peak >= 2, timeout=5)
+            super().executed(rows, tokens)
+
+        def computed(self, seconds, requests, rows):
+            with self.cv:
+                self.active -= 1
+            super().computed(seconds, requests, rows)
+
+    stats = Overlap()
+    with Batcher(small, BatcherConfig(max_queue_delay_ms=5), observer=stats) as batcher:
+        futures = [batcher.submit([t]) for t in texts]
+        got = np.concatenate([f.result(10) for f in futures])
+    assert stats.peak == 2  # two runs were computing at the same time, never more
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert stats.requests == 40 and stats.rows == 40
 
 
 def test_translator_requests_merge_only_with_the_same_beam(offline):
