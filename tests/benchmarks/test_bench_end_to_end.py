@@ -82,6 +82,8 @@ def test_throughput_accuracy_agreement_and_invariance(bench_run):
     assert rows["torch-eager-fp32"]["accuracy"] == pytest.approx(rows["onnxpress-fp32"]["accuracy"])
     assert rows["onnxpress-fp32"]["agreement_with_reference"] == 1.0
     assert all(r["texts_per_s"] > 0 and len(r["round_texts_per_s"]) == 2 for r in rows.values())
+    # each process scored the texts once before the timed pass, timed apart
+    assert tp["first_pass"] and all(r["first_pass_texts_per_s"] > 0 for r in rows.values())
     # fp32 in both stacks: a text's probabilities do not depend on what shares its batch
     for r in rows.values():
         assert r["invariance"]["texts"] == 40 and r["invariance"]["label_flips"] == 0
@@ -151,9 +153,11 @@ def test_cli_user_errors(tiny_artifact, tmp_path, capsys):
 
 def test_throughput_time_budget_keeps_the_race_fair(tiny_artifact, texts_csv, tmp_path):
     cfg = small_config(tiny_artifact, tmp_path / "out", texts_csv, modes=[], cold_start=False, roofline=False,
-                       throughput_texts=40, throughput_rounds=3, throughput_budget_s=1e-9, invariance_texts=8)
+                       throughput_texts=40, throughput_rounds=3, throughput_budget_s=1e-9, invariance_texts=8,
+                       first_pass=False)
     results = run_classifier_bench(cfg)
     tp = results["throughput"]
+    assert not tp["first_pass"] and all(r["first_pass_texts_per_s"] is None for r in tp["contenders"])
     # the first round always completes; then the spent budget stops it, for everyone at once
     assert tp["rounds"] == 1 and tp["texts"] == 40
     assert all(len(r["round_texts_per_s"]) == 1 for r in tp["contenders"])
@@ -161,6 +165,7 @@ def test_throughput_time_budget_keeps_the_race_fair(tiny_artifact, texts_csv, tm
     assert results["latency"] == [] and results["cold_start"] is None
     md = write_all(results, tmp_path / "out")["markdown"].read_text()
     assert "first 40 of 64 texts, 1 fresh-process round(s)" in md
+    assert "of each process's first pass" in md
 
 
 def test_missing_peer_is_reported_as_skipped(tiny_artifact, tiny_checkpoint, texts_csv, tmp_path, monkeypatch):
