@@ -11,11 +11,11 @@ Requests from any number of threads wait in a bounded FIFO queue. An idle worker
 requests into a pool of tokenized rows and picks one run at a time: the oldest waiting row with
 the neighbours in length that fill the token budget best (`onnxpress.runtime.row_pool`), taking new
 requests in between runs; a classifier that runs parallel batches (`Classifier.runs`) has that many
-runs computing at once, each picked when a slot frees up. A translator's worker takes every queued request with the same key (beam
-size and attention flag) up to `max_batch_size` sentences and translates them together. Each
-caller's future gets exactly its own results, in order. A full queue refuses at once (`Overloaded`);
-a request still waiting at its deadline fails with `DeadlineExceeded` without being computed;
-`close(drain=True)` computes everything already accepted.
+runs computing at once, each picked when a slot frees up. A translator's worker takes every queued
+request with the same key (beam size and attention flag) up to `max_batch_size` sentences and
+translates them together. Each caller's future gets exactly its own results, in order. A full queue
+refuses at once (`Overloaded`); a request still waiting at its deadline fails with `DeadlineExceeded`
+without being computed; `close(drain=True)` computes everything already accepted.
 
 The queue and the batch budget are measured here, where they live; `BatchObserver` receives the
 figures (`BatchStats` keeps totals; the server exports them to Prometheus).
