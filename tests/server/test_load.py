@@ -20,10 +20,11 @@ def _check_classified(body, text, clf) -> None:
     np.testing.assert_allclose([got[label] for label in clf.labels], want, atol=1e-5)
 
 
-def test_32_concurrent_single_text_clients(server, offline):
-    clf, _ = offline
+def _single_text_load(url: str, clf) -> tuple[str, str, list[int]]:
+    """32 clients sending single texts back to back for LOAD_SECONDS, each answer checked against
+    offline `predict_proba`; returns /metrics before and after, and the answers per client."""
     expected = {t: clf.predict_proba([t])[0] for t in TEXTS}
-    client = Client(server.url)
+    client = Client(url)
     before = client.request("GET", "/metrics")[2].decode()
     stop = time.monotonic() + LOAD_SECONDS
     failures: list[str] = []
@@ -48,6 +49,12 @@ def test_32_concurrent_single_text_clients(server, offline):
     after = client.request("GET", "/metrics")[2].decode()
     assert not failures, failures[:3]
     assert all(counts), "every client got answers"
+    return before, after, counts
+
+
+def test_32_concurrent_single_text_clients(server, offline):
+    clf, _ = offline
+    before, after, counts = _single_text_load(server.url, clf)
     texts = metric(after, "nv_inference_count_total", model="clf") - metric(before, "nv_inference_count_total",
                                                                             model="clf")
     runs = (metric(after, "nv_inference_exec_count_total", model="clf")
@@ -55,6 +62,17 @@ def test_32_concurrent_single_text_clients(server, offline):
     assert texts == sum(counts)
     assert texts / runs > 1, f"mean executed batch size {texts / runs:.2f}"
     assert metric(after, "nv_inference_batch_size_count", model="clf") >= runs
+
+
+def test_two_runs_at_a_time_answer_every_client_correctly(classifier_dir, offline):
+    """`--workers 2`: the batcher computes two runs at once, one thread each."""
+    clf, _ = offline
+    served = start_server(classifier_dir, "--threads", "2", "--workers", "2")
+    try:
+        _, after, counts = _single_text_load(served.url, clf)
+        assert metric(after, "nv_inference_count_total", model="clf") == sum(counts)
+    finally:
+        assert served.stop() == 0
 
 
 def test_tiny_queue_answers_503_and_completes_every_accepted_request(classifier_dir, offline):
