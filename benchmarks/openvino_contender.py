@@ -81,7 +81,8 @@ class OpenVINOInt8(CheckpointPeer):
         self.compiled = core.compile_model(str(self.model_xml), "CPU", {
             "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "THROUGHPUT"})
         self.request = self.compiled.create_infer_request()
-        self.queue = ov.AsyncInferQueue(self.compiled, int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+        requests = int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        self.queue = ov.AsyncInferQueue(self.compiled, requests)
         self._names = [p.get_any_name() for p in self.compiled.inputs]
         self._labels = self.model_xml.with_name("labels.txt").read_text(encoding="utf-8").split("\n")[:-1]
         self.tokenizer = hf_tokenizer(self.checkpoint, self.artifact)

@@ -98,7 +98,8 @@ def markdown(results: dict[str, Any]) -> str:
                 rows.append([r["contender"], f"error: {why}"] + [""] * 11)
                 continue
             rows.append([r["contender"], str(r.get("batching") or ""), _f(r["texts_per_s"]),
-                         _f(r.get("first_pass_texts_per_s"), ".1f", "–"), _f(r.get("x_vs_reference"), ".2f"), _pct(r.get("accuracy"), 2),
+                         _f(r.get("first_pass_texts_per_s"), ".1f", "–"), _f(r.get("x_vs_reference"), ".2f"),
+                         _pct(r.get("accuracy"), 2),
                          invariance_cell(r.get("invariance")), _f(r.get("useful_gops"), ".0f"),
                          _pct(r.get("roof_fraction")), _f(r.get("cold_start_s"), ".2f"),
                          _f(r.get("peak_rss_mib"), ".0f"), _f(r.get("gpu_memory_mib"), ".0f", "n/a"), _pct(r.get("spread"))])

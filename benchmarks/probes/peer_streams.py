@@ -77,7 +77,8 @@ def main() -> None:
     for spec in ({"kind": "optimum", "quantize": True, **common}, {"kind": "ct2", **common}):
         for mode in MODES:
             cmd = [sys.executable, "-m", "onnxpress.benchmarks.probes.peer_streams", str(args.bench_out),
-                   "--checkpoint", args.checkpoint, "--artifact", args.artifact, "--texts", str(args.texts), "--rounds", str(args.rounds),
+                   "--checkpoint", args.checkpoint, "--artifact", args.artifact,
+                   "--texts", str(args.texts), "--rounds", str(args.rounds),
                    "--child", json.dumps([spec, mode])]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("[")]
