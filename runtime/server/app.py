@@ -77,10 +77,12 @@ class Gate:
                 finally:
                     self.state.lifecycle.leave()
         finally:
-            access_log.info(json.dumps({
-                "ts": round(time.time(), 3), "request_id": request_id, "method": scope["method"], "path": path,
-                "model": scope["state"].get("model"), "status": status[0],
-                "ms": round((time.perf_counter() - start) * 1e3, 2), "client": (scope.get("client") or ("", 0))[0]}))
+            if access_log.isEnabledFor(logging.INFO):  # `--log-level warning` skips building the line too
+                access_log.info(json.dumps({
+                    "ts": round(time.time(), 3), "request_id": request_id, "method": scope["method"], "path": path,
+                    "model": scope["state"].get("model"), "status": status[0],
+                    "ms": round((time.perf_counter() - start) * 1e3, 2),
+                    "client": (scope.get("client") or ("", 0))[0]}))
 
     def _bounded(self, receive: Receive) -> Receive:
         """`receive` that stops a body without Content-Length (chunked) once it passes the limit."""

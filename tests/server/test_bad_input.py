@@ -103,6 +103,18 @@ def test_request_ids_are_kept_or_made(server):
     assert lines and lines[0]["path"] == "/v1/classify" and lines[0]["model"] == "clf" and lines[0]["status"] == 200
 
 
+def test_log_level_warning_turns_the_access_log_off(classifier_dir):
+    served = start_server(classifier_dir, "--log-level", "warning")
+    try:
+        status, _, _ = Client(served.url).request("POST", "/v1/classify", {"texts": TEXTS[:1]},
+                                                  headers={"X-Request-ID": "quiet-1"})
+        assert status == 200
+        time.sleep(0.2)  # where the access log line would follow the response
+        assert not [line for line in served.log if "quiet-1" in line]
+    finally:
+        served.stop()
+
+
 def test_schema_fuzzing_yields_no_5xx(server):
     """Every operation of /openapi.json, bounded examples each (schemathesis strategies, driven by hypothesis)."""
     schemathesis = pytest.importorskip("schemathesis")
