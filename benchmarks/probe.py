@@ -142,8 +142,8 @@ def run_probe(spec: dict[str, Any], threads: int, texts_file: Path, workload: in
         "process_wall_s": t_exit - t_spawn,
         **{k: rep[k] for k in ("rss_after_first_mib", "peak_rss_mib", "workload_texts", "workload_s",
                                "threads", "torch_imported", "modules_loaded", "first_label")},
-        **{k: rep[k] for k in ("first_pass_s", "stream_s", "stream_texts", "stream_labels", "peak_rss_stream_mib", "gpu_memory_mib",
-                               "invariance")
+        **{k: rep[k] for k in ("first_pass_s", "stream_s", "stream_texts", "stream_labels", "peak_rss_stream_mib",
+                               "gpu_memory_mib", "invariance")
            if k in rep},
     }
 

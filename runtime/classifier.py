@@ -21,7 +21,7 @@ from onnxpress.runtime.devices import Accelerators
 from onnxpress.runtime.engine import Engine
 from onnxpress.runtime.gpu_check import ensure_gpu_checked
 from onnxpress.runtime.loading import choose_for, engine_config, open_artifact, open_variant, token_budget
-from onnxpress.runtime.parallel_runs import ParallelRuns, model_parameters, split_threads
+from onnxpress.runtime.parallel_runs import ParallelRuns, runs_for
 from onnxpress.runtime.text_tokenizer import Encoded, TextTokenizer, check_texts
 
 TASK = "text-classification"
@@ -145,10 +145,7 @@ class Classifier:
         on CPU, sharing `threads` (`parallel_runs.split_threads`; "auto" by model size; 1 for the
         lowest latency of a single small request)."""
         opened = open_variant(open_artifact(artifact, TASK), variant, device, ("model",), verify)
-        n_runs = 1
-        if device == "cpu":
-            n_runs, threads = split_threads(threads, model_parameters(opened.models["model"], opened.spec.precision),
-                                            workers)
+        runs, threads = runs_for(device, threads, opened.models["model"], opened.spec.precision, workers)
         manifest = opened.artifact.manifest
         if cuda_graphs and device == "cpu":
             raise UserError("cuda_graphs needs a CUDA device (device='cuda' or 'tensorrt')")
@@ -168,7 +165,7 @@ class Classifier:
         engine = Engine(opened.models["model"], config)
         # fixed-shape buckets only pay when a captured graph replays them
         return cls(opened.artifact, variant, engine, tokenizer, budget, fixed_shapes=engine.cuda_graphs,
-                   runs=ParallelRuns(n_runs))
+                   runs=runs)
 
     @property
     def output_index(self) -> int:

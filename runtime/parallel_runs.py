@@ -58,6 +58,16 @@ def split_threads(threads: int | None, parameters: int, workers: int | str | Non
     return n, (threads if n == 1 else max(1, budget // n))  # one batch: the session's own default
 
 
+def runs_for(device: str, threads: int | None, model_path: str | os.PathLike, precision: str,
+             workers: int | str | None = "auto") -> tuple["ParallelRuns", int | None]:
+    """The parallel batches for a model on `device` and the intra-op threads of its session(s):
+    `split_threads` on CPU, by the model's size; one batch with `threads` unchanged elsewhere."""
+    if device != "cpu":
+        return ParallelRuns(1), threads
+    n, per_session = split_threads(threads, model_parameters(model_path, precision), workers)
+    return ParallelRuns(n), per_session
+
+
 class ParallelRuns:
     """`map(fn, items)` on up to `workers` threads, results in item order (sequential for 1)."""
 

@@ -32,7 +32,7 @@ from onnxpress.runtime.beam_search import Hypothesis, beam_search, greedy_search
 from onnxpress.runtime.loading import (
     OpenedVariant, choose_for, engine_config, open_artifact, open_variant, token_budget,
 )
-from onnxpress.runtime.parallel_runs import ParallelRuns, model_parameters, split_threads
+from onnxpress.runtime.parallel_runs import ParallelRuns, runs_for
 from onnxpress.runtime.tensorrt import graph_inputs
 from onnxpress.runtime.text_tokenizer import Encoded, TextTokenizer, check_texts
 
@@ -197,10 +197,7 @@ class Translator:
         (export validation runs any variant on CPU through this). workers: batches decoded in
         parallel on CPU, sharing `threads` (`parallel_runs.split_threads`; "auto" by model size)."""
         opened = open_variant(open_artifact(artifact, TASK), variant, device, ("encoder", "decoder_step"), verify)
-        n_runs = 1
-        if device == "cpu":
-            n_runs, threads = split_threads(threads, model_parameters(opened.models["decoder_step"],
-                                                                      opened.spec.precision), workers)
+        runs, threads = runs_for(device, threads, opened.models["decoder_step"], opened.spec.precision, workers)
         manifest = opened.artifact.manifest
         toks = manifest.tokenizers
         src_name, tgt_name = toks.get("source", toks.get("joint")), toks.get("target", toks.get("joint"))
@@ -216,7 +213,7 @@ class Translator:
             for role in ("encoder", "decoder_step")
         )
         return cls(opened.artifact, variant, encoder, decoder, source, tgt_path, budget, source_path=src_path,
-                   runs=ParallelRuns(n_runs))
+                   runs=runs)
 
     # -- translation ---------------------------------------------------------------
     def greedy_outputs(self, texts: Sequence[str]) -> list[tuple[list[int], float]]:
