@@ -5,8 +5,11 @@ its own: a group of 16 single texts packs into runs of ~6 rows with ~17% padding
 `predict` (thousands of texts sorted together) runs ~10 rows with almost none. So the worker keeps
 the rows of every accepted request in one pool and picks one run at a time: the run always
 holds a row of the oldest request (no request starves) and, around it in length order, the rows
-that fill the token budget with the most real tokens. New requests join the pool between runs,
-so each run is chosen from everything waiting. A request is answered when its last row is done.
+that waste the least: the fewest computed tokens per real token, a run's fixed cost counted in
+tokens. A padded token costs as much as a real one, while a run of 4 rows costs per row about what
+one of 16 does, so a smaller run beats padding short rows to a long one's length. New requests
+join the pool between runs, so each run is chosen from everything waiting. A request is answered
+when its last row is done.
 """
 from __future__ import annotations
 
@@ -18,30 +21,42 @@ import numpy as np
 from onnxpress.runtime.text_tokenizer import Encoded
 from onnxpress.runtime.token_budget import Batch, TokenBudget
 
+# A run's fixed cost (ONNX Runtime's per-run work, the batcher's Python) in tokens of model work: a
+# smaller run beats padding short rows to a long one's length (figures: docs/serving.md, "Batching").
+RUN_OVERHEAD_TOKENS = 16
+
 
 def pick_run(lengths: Sequence[int] | np.ndarray, must: Sequence[int] | np.ndarray | int,
-             budget: TokenBudget) -> Batch:
+             budget: TokenBudget, run_overhead_tokens: int = RUN_OVERHEAD_TOKENS) -> Batch:
     """One run under `budget` that includes at least one of the rows `must`: of the windows of
-    rows adjacent in length order that do, the one holding the most real tokens."""
+    rows adjacent in length order that do, the one that computes the fewest tokens per real token,
+    a run counting `run_overhead_tokens` more for its fixed cost."""
     lengths = np.asarray(lengths, dtype=np.int64)
     order = np.argsort(-lengths, kind="stable")  # longest first, as TokenBudget.plan
     sorted_lengths = lengths[order]
+    n = len(order)
     real = np.concatenate([[0], np.cumsum(sorted_lengths)])
-    wanted = np.zeros(len(order), dtype=bool)
+    wanted = np.zeros(n, dtype=bool)
     wanted[np.asarray(must, dtype=np.int64)] = True
     wanted_before = np.concatenate([[0], np.cumsum(wanted[order])])  # wanted rows among the first i
-    n = len(order)
-    starts = np.arange(n)
     multiple = budget.pad_to_multiple
     padded = -(-np.maximum(sorted_lengths, 1) // multiple) * multiple  # TokenBudget.padded, per row
-    rows = np.maximum(1, np.minimum(np.minimum(budget.max_batch_size, budget.max_batch_tokens // padded), n - starts))
-    ends = starts + rows
-    tokens = real[ends] - real[starts]
-    tokens[wanted_before[ends] == wanted_before[starts]] = -1  # windows without a wanted row
-    start = int(np.argmax(tokens))
-    if tokens[start] < 0:
+    most_rows = np.maximum(1, np.minimum(budget.max_batch_size, budget.max_batch_tokens // padded))
+    wanted_at = np.flatnonzero(wanted[order])
+    if not len(wanted_at):
         raise ValueError("pick_run needs at least one row in `must`")
-    return Batch(indices=order[start : ends[start]], length=int(padded[start]))
+    # candidate windows [start, start + size): only starts close enough before a wanted row to hold it
+    sizes = np.arange(1, int(most_rows.max()) + 1)
+    starts = np.unique(np.clip(wanted_at[:, None] - sizes[None, :] + 1, 0, None))
+    ends = starts[:, None] + sizes[None, :]
+    fits = (ends <= n) & (sizes[None, :] <= most_rows[starts][:, None])
+    ends = np.minimum(ends, n)
+    fits &= wanted_before[ends] > wanted_before[starts][:, None]
+    computed = sizes[None, :] * padded[starts][:, None] + run_overhead_tokens
+    score = np.where(fits, (real[ends] - real[starts][:, None]) / computed, -1.0)
+    best = np.unravel_index(int(np.argmax(score)), score.shape)
+    start, end = int(starts[best[0]]), int(ends[best])
+    return Batch(indices=order[start:end], length=int(padded[start]))
 
 
 @dataclass(eq=False)  # compared by identity

@@ -7,17 +7,27 @@ from onnxpress.runtime.row_pool import pick_run
 from onnxpress.runtime.token_budget import TokenBudget
 
 
-def test_the_run_holds_the_given_row_and_the_neighbours_that_fill_the_budget_best():
+def test_the_run_holds_the_given_row_and_the_neighbours_that_waste_least():
     lengths = [100, 50, 50, 50, 10]
     batch = pick_run(lengths, 4, TokenBudget(max_batch_tokens=150, max_batch_size=64))
     assert sorted(batch.indices.tolist()) == [2, 3, 4]  # 50 + 50 + 10 padded to 50: 3 rows fit
     assert batch.length == 50
 
 
-def test_a_long_row_takes_shorter_neighbours_not_longer_ones():
-    lengths = [10, 10, 10, 80, 120]
-    batch = pick_run(lengths, 3, TokenBudget(max_batch_tokens=160, max_batch_size=64))
-    assert 3 in batch.indices and batch.length == 80 and batch.size == 2
+def test_a_smaller_run_beats_padding_short_rows_to_a_long_ones_length():
+    batch = pick_run([10, 10, 10, 80], 0, TokenBudget(max_batch_tokens=512, max_batch_size=64))
+    assert sorted(batch.indices.tolist()) == [0, 1, 2] and batch.length == 10
+
+
+def test_a_long_row_takes_neighbours_of_about_its_length():
+    batch = pick_run([78, 80, 10, 10], 1, TokenBudget(max_batch_tokens=512, max_batch_size=64))
+    assert sorted(batch.indices.tolist()) == [0, 1] and batch.length == 80
+
+
+def test_the_run_overhead_decides_between_a_padded_pair_and_a_row_alone():
+    budget = TokenBudget(max_batch_tokens=512, max_batch_size=64)
+    assert pick_run([50, 40], 0, budget, run_overhead_tokens=0).indices.tolist() == [0]  # 50/50 > 90/100
+    assert sorted(pick_run([50, 40], 0, budget, run_overhead_tokens=100).indices.tolist()) == [0, 1]  # 90/200 > 50/150
 
 
 def test_a_row_over_the_budget_runs_alone():
