@@ -6,11 +6,11 @@
     with Batcher(Classifier.load("artifacts/clf")) as batcher:
         probs = batcher.submit(["Stocks rally ..."]).result()   # np.ndarray [1, n_labels]
 
-Requests from any number of threads wait in a bounded FIFO queue. An idle worker waits at most
-`max_queue_delay_ms` after the oldest request for company. A classifier's worker then moves queued
-requests into a pool of tokenized rows and picks one run at a time: the oldest waiting row with
-the neighbours in length that fill the token budget best (`onnxpress.runtime.row_pool`), taking new
-requests in between runs; a classifier that runs parallel batches (`Classifier.runs`) has that many
+Requests from any number of threads wait in a bounded FIFO queue. An idle worker starts on the
+oldest request at once, or waits up to `max_queue_delay_ms` (default 0) for company; requests that
+arrive while a run computes are batched anyway. A classifier's worker moves queued requests into a
+pool of tokenized rows and picks one run at a time: the oldest waiting row with the neighbours in
+length that waste the least (`onnxpress.runtime.row_pool`), taking new requests in between runs; a classifier that runs parallel batches (`Classifier.runs`) has that many
 runs computing at once, each picked when a slot frees up. A translator's worker takes every queued
 request with the same key (beam size and attention flag) up to `max_batch_size` sentences and
 translates them together. Each caller's future gets exactly its own results, in order. A full queue
@@ -57,7 +57,7 @@ class Closed(BatcherError):
 class BatcherConfig:
     """Queueing policy. Batch sizes come from the model's own `budget` (the offline token budget)."""
 
-    max_queue_delay_ms: float = 1.0  # how long the oldest request waits for others to join it
+    max_queue_delay_ms: float = 0.0  # how long the oldest request of an idle worker waits for others
     max_queue_size: int = 256  # queued requests (not texts) before `Overloaded`
     timeout_s: float | None = None  # default per-request deadline, from submission
 
