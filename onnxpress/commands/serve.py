@@ -90,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import socket
 
+    # The batcher tokenizes a few texts at a time; tokenizers' thread pool would take cores from the
+    # model runs for no gain (32 clients x 1 text: +4%, docs/serving.md "Performance").
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from onnxpress.runtime.server.app import build_app
     from onnxpress.runtime.server.models import parse_model_args
     from onnxpress.runtime.server.shutdown import GracefulServer
