@@ -10,12 +10,14 @@ Requests from any number of threads wait in a bounded FIFO queue. An idle worker
 oldest request at once, or waits up to `max_queue_delay_ms` (default 0) for company; requests that
 arrive while a run computes are batched anyway. A classifier's worker moves queued requests into a
 pool of tokenized rows and picks one run at a time: the oldest waiting row with the neighbours in
-length that waste the least (`onnxpress.runtime.row_pool`), taking new requests in between runs; a classifier that runs parallel batches (`Classifier.runs`) has that many
-runs computing at once, each picked when a slot frees up. A translator's worker takes every queued
-request with the same key (beam size and attention flag) up to `max_batch_size` sentences and
-translates them together. Each caller's future gets exactly its own results, in order. A full queue
-refuses at once (`Overloaded`); a request still waiting at its deadline fails with `DeadlineExceeded`
-without being computed; `close(drain=True)` computes everything already accepted.
+length that waste the least (`onnxpress.runtime.row_pool`), taking new requests in between runs; a
+classifier that runs parallel batches (`Classifier.runs`) has that many runs computing at once and
+one more picked ahead, so a run thread that finishes starts the next at once. A translator's worker
+takes every queued request with the same key (beam size and attention flag) up to `max_batch_size`
+sentences and translates them together. Each caller's future gets exactly its own results, in
+order. A full queue refuses at once (`Overloaded`); a request still waiting at its deadline fails
+with `DeadlineExceeded` without being computed; `close(drain=True)` computes everything already
+accepted.
 
 The queue and the batch budget are measured here, where they live; `BatchObserver` receives the
 figures (`BatchStats` keeps totals; the server exports them to Prometheus).
@@ -35,6 +37,7 @@ from onnxpress.runtime.row_pool import Pending, RowPool
 from onnxpress.runtime.text_tokenizer import check_texts
 
 POOL_BATCHES = 2  # a classifier's pool takes requests up to this many max_batch_size of rows
+RUNS_PICKED_AHEAD = 1  # with parallel runs (figures: docs/serving.md, "Performance")
 
 
 class BatcherError(Exception):
@@ -130,10 +133,12 @@ class _ClassifierWork:
         self.model = classifier
         self.budget = classifier.budget
         self.pool = RowPool(classifier.budget, len(classifier.labels))
-        # A classifier that runs parallel batches (`Classifier.runs`) gets as many runs in flight.
+        # A classifier that runs parallel batches (`Classifier.runs`) gets as many runs computing,
+        # and one more picked ahead in the runner's queue: a run thread that finishes starts the next
+        # at once instead of waiting for this worker to wake and pick it.
         workers = getattr(getattr(classifier, "runs", None), "workers", 1)
-        self.slots = threading.Semaphore(workers)
         self.runner = ThreadPoolExecutor(workers, thread_name_prefix="batcher-run") if workers > 1 else None
+        self.slots = threading.Semaphore(workers + RUNS_PICKED_AHEAD if self.runner else 1)
         self.lock = threading.Lock()  # owners' progress, shared by runs in flight
 
     def key(self, options: dict[str, Any]) -> tuple:
@@ -282,7 +287,8 @@ class Batcher:
 
     def _pool_step(self) -> bool:
         """A classifier's step: take queued requests into the pool, start one run from it (up to
-        the classifier's `runs.workers` runs at a time, each chosen when a slot frees up)."""
+        the classifier's `runs.workers` runs at a time plus one picked ahead, each chosen when a
+        slot frees up)."""
         work = self._work
         assert isinstance(work, _ClassifierWork)
         pool = work.pool

@@ -205,6 +205,39 @@ def test_a_classifier_with_parallel_batches_computes_that_many_runs_at_once(clas
     assert stats.requests == 40 and stats.rows == 40
 
 
+def test_with_parallel_runs_one_more_run_is_picked_while_both_compute(classifier_dir, offline):
+    """Both run threads held: the worker picks exactly one more run (its requests leave the queue
+    count), so a run thread that finishes starts it without waiting for the worker."""
+    from onnxpress.runtime import Classifier
+
+    clf, _ = offline
+    one_row_runs = Classifier.load(classifier_dir, variant="fp32", max_batch_tokens=4, workers=2)
+    held, release = threading.Semaphore(0), threading.Event()
+
+    class Hold(BatchStats):
+        def executed(self, rows, tokens):
+            held.release()
+            assert release.wait(10)
+            super().executed(rows, tokens)
+
+    texts = [TEXTS[i % len(TEXTS)] + " word" * i for i in range(6)]  # each longer than the budget: one row per run
+    batcher = Batcher(one_row_runs, BatcherConfig(max_queue_delay_ms=0), observer=Hold())
+    try:
+        futures = [batcher.submit([texts[0]]), batcher.submit([texts[1]])]
+        assert held.acquire(timeout=10) and held.acquire(timeout=10)  # both run threads inside a run
+        futures += [batcher.submit([t]) for t in texts[2:]]
+        deadline = time.monotonic() + 5
+        while batcher.queue_depth > 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # a wrongly picked second extra run would show by now
+        assert batcher.queue_depth == 3  # 4 submitted while held: one run picked ahead, 3 wait
+    finally:
+        release.set()
+    got = np.concatenate([f.result(10) for f in futures])
+    batcher.close()
+    np.testing.assert_allclose(got, clf.predict_proba(texts), atol=1e-5)
+
+
 def test_translator_requests_merge_only_with_the_same_beam(offline):
     _, tr = offline
     stats = BatchStats()
