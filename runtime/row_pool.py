@@ -42,20 +42,19 @@ def pick_run(lengths: Sequence[int] | np.ndarray, must: Sequence[int] | np.ndarr
     multiple = budget.pad_to_multiple
     padded = -(-np.maximum(sorted_lengths, 1) // multiple) * multiple  # TokenBudget.padded, per row
     most_rows = np.maximum(1, np.minimum(budget.max_batch_size, budget.max_batch_tokens // padded))
-    wanted_at = np.flatnonzero(wanted[order])
-    if not len(wanted_at):
+    if not wanted_before[-1]:
         raise ValueError("pick_run needs at least one row in `must`")
-    # candidate windows [start, start + size): only starts close enough before a wanted row to hold it
-    sizes = np.arange(1, int(most_rows.max()) + 1)
-    starts = np.unique(np.clip(wanted_at[:, None] - sizes[None, :] + 1, 0, None))
-    ends = starts[:, None] + sizes[None, :]
-    fits = (ends <= n) & (sizes[None, :] <= most_rows[starts][:, None])
+    # every window [start, start + size): row `start` (the longest) sets the padded length
+    sizes = np.arange(1, int(most_rows.max()) + 1)[None, :]
+    starts = np.arange(n)[:, None]
+    ends = starts + sizes
+    fits = (ends <= n) & (sizes <= most_rows[:, None])
     ends = np.minimum(ends, n)
-    fits &= wanted_before[ends] > wanted_before[starts][:, None]
-    computed = sizes[None, :] * padded[starts][:, None] + run_overhead_tokens
-    score = np.where(fits, (real[ends] - real[starts][:, None]) / computed, -1.0)
-    best = np.unravel_index(int(np.argmax(score)), score.shape)
-    start, end = int(starts[best[0]]), int(ends[best])
+    fits &= wanted_before[ends] > wanted_before[:-1, None]
+    computed = sizes * padded[:, None] + run_overhead_tokens
+    score = np.where(fits, (real[ends] - real[:-1, None]) / computed, -1.0)
+    start, size = np.unravel_index(int(np.argmax(score)), score.shape)
+    start, end = int(start), int(ends[start, size])
     return Batch(indices=order[start:end], length=int(padded[start]))
 
 

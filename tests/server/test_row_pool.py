@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from onnxpress.runtime.row_pool import pick_run
 from onnxpress.runtime.token_budget import TokenBudget
@@ -52,3 +53,21 @@ def test_any_row_of_the_oldest_request_may_anchor_the_run():
     lengths = [50, 50, 50, 10, 10]  # the oldest request holds rows 2 (50 tokens) and 4 (10 tokens)
     batch = pick_run(lengths, [2, 4], TokenBudget(max_batch_tokens=150, max_batch_size=64))
     assert sorted(batch.indices.tolist()) == [0, 1, 2]
+
+
+def test_the_pick_is_the_least_wasteful_window_by_brute_force():
+    rng = np.random.default_rng(1)
+    budget = TokenBudget(max_batch_tokens=256, max_batch_size=8)
+    for _ in range(200):
+        lengths = rng.integers(1, 100, size=int(rng.integers(1, 30)))
+        must = rng.choice(len(lengths), size=min(len(lengths), int(rng.integers(1, 4))), replace=False)
+        order = np.argsort(-lengths, kind="stable")
+        best = -1.0
+        for start in range(len(order)):
+            for end in range(start + 1, len(order) + 1):
+                rows, longest = end - start, int(lengths[order[start]])
+                if not set(order[start:end]) & set(must.tolist()) or not budget.fits(rows, longest):
+                    continue
+                best = max(best, lengths[order[start:end]].sum() / (rows * longest + 16))
+        batch = pick_run(lengths, must, budget, run_overhead_tokens=16)
+        assert lengths[batch.indices].sum() / (batch.tokens + 16) == pytest.approx(best)
