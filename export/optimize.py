@@ -24,11 +24,11 @@ FUSED_OPS = (
     "LayerNormalization",
 )
 ATTENTION_OPS = ("Attention", "MultiHeadAttention")
-# What a fused attention adds to the scores of padded positions. The exporter writes HF's
-# float32 minimum; after the softmax's max subtraction that leaves denormal floats, which made a
-# CPU run with a single padded token 12% slower. exp(-40) is 4e-18: padding still adds nothing
-# a float32 sum can hold, and a padded key stays out of the denormal range unless it scores 47
-# below the row's best.
+# What a fused attention adds to the scores of padded positions. The fusion keeps the value of the
+# exported BERT graph, float32's minimum, whose softmax leaves denormal floats: a CPU run with one
+# padded token was 12% slower (figures: docs/serving.md, "Performance"). exp(-40) is 4e-18, so
+# padding still adds nothing a float32 sum can hold, and a padded key stays out of the denormal
+# range unless it scores 47 below the row's best.
 MASK_FILTER_VALUE = -40.0
 
 

@@ -22,7 +22,7 @@ from onnxpress.runtime.text_tokenizer import Encoded
 from onnxpress.runtime.token_budget import Batch, TokenBudget
 
 # A run's fixed cost (ONNX Runtime's per-run work, the batcher's Python) in tokens of model work: a
-# smaller run beats padding short rows to a long one's length (figures: docs/serving.md, "Batching").
+# smaller run beats padding short rows to a long one's length (figures: docs/serving.md, "Performance").
 RUN_OVERHEAD_TOKENS = 16
 
 

@@ -38,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-batch-tokens", type=int, default=None, help="padded tokens per model run")
     p.add_argument("--max-batch-size", type=int, default=None, help="rows per model run")
     p.add_argument("--max-queue-delay-ms", type=float, default=server.max_queue_delay_ms,
-                   help="how long a request reaching an idle model waits for others to batch with (default 0: none; requests arriving while a run computes are batched anyway)")
+                   help="how long a request reaching an idle model waits for others to batch with (default 0: "
+                        "none; requests that arrive while a run computes are batched anyway)")
     p.add_argument("--max-queue-size", type=int, default=server.max_queue_size,
                    help="queued requests per model before answering 503")
     p.add_argument("--request-timeout", type=float, default=server.request_timeout_s,

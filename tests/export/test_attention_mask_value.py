@@ -29,7 +29,8 @@ def test_every_attention_node_masks_with_the_finite_value(artifact, file_name):
 
 def test_the_manifest_records_the_mask_value(artifact):
     out, _ = artifact
-    record = json.loads((out / "manifest.json").read_text())["variants"]["fp32"]["method"]["fusion"]["mask_filter_value"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    record = manifest["variants"]["fp32"]["method"]["fusion"]["mask_filter_value"]
     assert record["value"] == MASK_FILTER_VALUE and record["nodes"] >= 1
 
 
