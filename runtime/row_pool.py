@@ -24,6 +24,7 @@ from onnxpress.runtime.token_budget import Batch, TokenBudget
 # A run's fixed cost (ONNX Runtime's per-run work, the batcher's Python) in tokens of model work: a
 # smaller run beats padding short rows to a long one's length (figures: docs/serving.md, "Performance").
 RUN_OVERHEAD_TOKENS = 16
+EXACT_SIZES = 64  # run sizes scored one by one; larger ones on a ladder (see window_sizes)
 
 
 def pick_run(lengths: Sequence[int] | np.ndarray, must: Sequence[int] | np.ndarray | int,
@@ -44,8 +45,8 @@ def pick_run(lengths: Sequence[int] | np.ndarray, must: Sequence[int] | np.ndarr
     most_rows = np.maximum(1, np.minimum(budget.max_batch_size, budget.max_batch_tokens // padded))
     if not wanted_before[-1]:
         raise ValueError("pick_run needs at least one row in `must`")
-    # every window [start, start + size): row `start` (the longest) sets the padded length
-    sizes = np.arange(1, int(most_rows.max()) + 1)[None, :]
+    # windows [start, start + size): row `start` (the longest) sets the padded length
+    sizes = window_sizes(int(most_rows.max()))[None, :]
     starts = np.arange(n)[:, None]
     ends = starts + sizes
     fits = (ends <= n) & (sizes <= most_rows[:, None])
@@ -56,6 +57,15 @@ def pick_run(lengths: Sequence[int] | np.ndarray, must: Sequence[int] | np.ndarr
     start, size = np.unravel_index(int(np.argmax(score)), score.shape)
     start, end = int(start), int(ends[start, size])
     return Batch(indices=order[start:end], length=int(padded[start]))
+
+
+def window_sizes(most: int) -> np.ndarray:
+    """The run sizes `pick_run` scores: every size up to EXACT_SIZES rows, then a geometric ladder
+    (GPU budgets allow hundreds of rows, and scoring every size of every window took milliseconds)."""
+    if most <= EXACT_SIZES:
+        return np.arange(1, most + 1)
+    ladder = np.geomspace(EXACT_SIZES + 1, most, EXACT_SIZES // 2).round().astype(np.int64)
+    return np.unique(np.concatenate([np.arange(1, EXACT_SIZES + 1), ladder]))
 
 
 @dataclass(eq=False)  # compared by identity

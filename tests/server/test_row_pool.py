@@ -71,3 +71,27 @@ def test_the_pick_is_the_least_wasteful_window_by_brute_force():
                 best = max(best, lengths[order[start:end]].sum() / (rows * longest + 16))
         batch = pick_run(lengths, must, budget, run_overhead_tokens=16)
         assert lengths[batch.indices].sum() / (batch.tokens + 16) == pytest.approx(best)
+
+
+def test_with_a_gpu_budget_the_size_ladder_stays_near_the_best_window():
+    """Beyond 64 rows only a ladder of sizes is scored; the pick stays within 0.5% of scoring every size."""
+    from onnxpress.runtime.token_budget import GPU_MAX_BATCH_SIZE, GPU_MAX_BATCH_TOKENS
+
+    rng = np.random.default_rng(2)
+    budget = TokenBudget(GPU_MAX_BATCH_TOKENS, GPU_MAX_BATCH_SIZE, pad_to_multiple=8)
+    for i in range(20):
+        low = 2 if i % 2 else 100  # mixed lengths, or nearly equal ones (where big runs win)
+        lengths = rng.integers(low, 129, size=int(rng.integers(100, 400)))
+        must = rng.choice(len(lengths), size=16, replace=False)
+        order = np.argsort(-lengths, kind="stable")
+        real = np.concatenate([[0], np.cumsum(lengths[order])])
+        wanted = np.concatenate([[0], np.cumsum(np.isin(order, must))])
+        best = 0.0
+        for start in range(len(order)):
+            padded = budget.padded(lengths[order[start]])
+            for end in range(start + 1, min(len(order), start + budget.max_batch_size) + 1):
+                if budget.fits(end - start, padded) and wanted[end] > wanted[start]:
+                    best = max(best, (real[end] - real[start]) / ((end - start) * padded + 16))
+        batch = pick_run(lengths, must, budget, run_overhead_tokens=16)
+        assert set(batch.indices.tolist()) & set(must.tolist()) and batch.tokens <= budget.max_batch_tokens
+        assert lengths[batch.indices].sum() / (batch.tokens + 16) >= 0.995 * best
