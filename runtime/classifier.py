@@ -236,7 +236,7 @@ class Classifier:
 
 
 def _n_labels(manifest: Any, engine: Engine) -> int:
-    if manifest.outputs:
+    if manifest.outputs and manifest.outputs[0].shape:  # else (a damaged manifest) the graph says
         last = manifest.outputs[0].shape[-1]
         if isinstance(last, int):
             return last

@@ -73,13 +73,13 @@ def check_manifest(data: Any, source: str) -> dict[str, Any]:
         raise c.fail(f"max_length must be >= 1 (got {max_length})")
     out: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION, "task": task, "max_length": max_length}
     tokenizers = c.field(data, "tokenizers", dict, "tokenizers")
-    out["tokenizers"] = c.mapping_of(tokenizers, lambda k, v: _string(c, v, f"tokenizers.{k}"))
+    out["tokenizers"] = c.mapping_of(tokenizers, lambda k, v: _string(c, v, f"tokenizers.{_shown(k)}"))
     for key in ("inputs", "outputs"):
         out[key] = [_tensor(c, t, f"{key}[{i}]") for i, t in enumerate(c.field(data, key, list, key))]
     variants = c.field(data, "variants", dict, "variants (an object of variant name -> description)")
     if not variants:
         raise c.fail("variants is empty: the artifact has no model to serve")
-    out["variants"] = c.mapping_of(variants, lambda k, v: _variant(c, v, f"variants.{k}"))
+    out["variants"] = c.mapping_of(variants, lambda k, v: _variant(c, v, f"variants.{_shown(k)}"))
     labels = c.field(data, "labels", (list, type(None)), "labels", required=False)
     out["labels"] = None if labels is None else c.strings(labels, "labels")
     files = c.field(data, "files", dict, "files", required=False, default={})
@@ -96,7 +96,7 @@ def _variant(c: _Checker, value: Any, what: str) -> dict[str, Any]:
         raise c.fail(f"{what} must be an object, not {_json_type(value)}")
     files = c.field(value, "files", dict, f"{what}.files")
     out = {
-        "files": c.mapping_of(files, lambda k, v: _string(c, v, f"{what}.files.{k}")),
+        "files": c.mapping_of(files, lambda k, v: _string(c, v, f"{what}.files.{_shown(k)}")),
         "precision": _string(c, c.field(value, "precision", str, f"{what}.precision"), f"{what}.precision"),
         "devices": c.strings(c.field(value, "devices", list, f"{what}.devices"), f"{what}.devices"),
         "opset": c.field(value, "opset", (int, type(None)), f"{what}.opset", required=False),
@@ -127,6 +127,12 @@ def _file_entry(c: _Checker, value: Any, name: str) -> dict[str, Any]:
     if not SHA256.fullmatch(sha) or size < 0:
         raise c.fail(f"{what} has an invalid sha256 or size")
     return {"sha256": sha, "size": size}
+
+
+def _shown(key: str) -> str:
+    """A manifest key as an error message names it: quoted when it holds line breaks or other
+    unprintable characters, so the message stays one line."""
+    return key if key.isprintable() else repr(key)
 
 
 def _string(c: _Checker, value: Any, what: str) -> str:
