@@ -47,10 +47,17 @@ def refused(root, *patterns: str, variant: str = "fp32") -> str:
     (lambda d: d.update(max_length="128"), r"max_length must be an integer, not string"),
     (lambda d: d.update(format_version=0), r"format_version 0 is not supported"),
     (lambda d: d.update(format_version="1"), r"format_version '1' is not supported"),
+    (lambda d: d["variants"].update({"\n": None}), r"variants\.'\\n' must be an object, not null"),
 ])
 def test_malformed_manifests_are_user_errors(artifact_copy, change, expected):
     edit_manifest(artifact_copy, change)
     refused(artifact_copy, expected)
+
+
+def test_an_output_without_a_shape_takes_the_label_count_from_the_graph(artifact_copy):
+    edit_manifest(artifact_copy, lambda d: d["outputs"][0].update(shape=[]))
+    clf = Classifier.load(artifact_copy, variant="fp32", device="cpu", threads=1, verify=False)
+    assert clf.predict_proba(["a text"]).shape == (1, len(clf.labels))
 
 
 def test_manifest_holding_an_array_refused(artifact_copy):
