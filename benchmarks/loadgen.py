@@ -2,11 +2,12 @@
 
 Open loop (`sweep`): requests are sent at Poisson arrival times whether or not earlier ones came
 back (a closed loop - send, wait, send - slows down with the server and hides its queueing). Each
-latency is measured from the request's *scheduled* arrival time, so time a request spent
-waiting for a free client worker counts too (no coordinated omission).
+latency is measured from the request's *scheduled* arrival time, so a request the generator sent
+late counts its delay too (no coordinated omission).
 
 Closed loop (`run_closed`): N clients send back to back; the throughput the server reaches at that
-concurrency. Both report the load generator's own CPU share, since it runs on the same machine.
+concurrency. Both report the load generator's own CPU share, since it runs on the same machine;
+both run on one event loop in one thread (uvloop when installed).
 
 Bounded by design: a request count and a duration per rate, a cap on requests in flight, and
 only loopback URLs (127.0.0.0/8, ::1, localhost): this is a benchmark for your own machine, not a
@@ -14,16 +15,14 @@ tool to point at someone else's service.
 """
 from __future__ import annotations
 
-import http.client
+import asyncio
 import ipaddress
 import json
 import os
 import statistics
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Awaitable, Callable, Sequence, TypeVar
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -34,6 +33,8 @@ from onnxpress.errors import UserError
 KNEE_P99_MS = 100.0  # p99 over 100 ms
 KNEE_ACHIEVED_FRACTION = 0.9  # or achieved < 90% of offered
 KNEE_ERROR_RATE = 0.01  # or more than 1% errors
+TIMER_SLACK_S = 0.0005  # the event loop's timers have millisecond resolution: wake half of it early
+T = TypeVar("T")
 
 
 def check_loopback(url: str) -> tuple[str, int, str]:
@@ -83,48 +84,95 @@ class ClosedPoint:
     client_cpu_share: float = 0.0
 
 
-class _Client(threading.local):
-    conn: http.client.HTTPConnection | None = None
+class _Connection:
+    """One kept-alive HTTP/1.1 connection on asyncio streams.
+
+    A load generator on the machine it measures must cost little: `http.client` (its header
+    parsing goes through `email`) in one thread per client used about twice the CPU per request.
+    """
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, request: bytes) -> tuple[int, bytes]:
+        """(status, body) of one request, reconnecting once if the kept-alive connection was closed."""
+        for attempt in (0, 1):
+            fresh = self.writer is None
+            if fresh:
+                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            try:
+                return await self._exchange(request)
+            except (ConnectionError, asyncio.IncompleteReadError, OSError):
+                self.close()
+                if attempt or fresh:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _exchange(self, request: bytes) -> tuple[int, bytes]:
+        assert self.reader is not None and self.writer is not None
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = dict(line.lower().split(":", 1) for line in lines[1:] if ":" in line)
+        if "content-length" in headers:
+            body = await self.reader.readexactly(int(headers["content-length"]))
+        elif "chunked" in headers.get("transfer-encoding", ""):
+            body = await self._chunked()
+        else:  # the body ends with the connection
+            body = await self.reader.read()
+            headers["connection"] = "close"
+        if "close" in headers.get("connection", ""):
+            self.close()
+        return status, body
+
+    async def _chunked(self) -> bytes:
+        assert self.reader is not None
+        parts = []
+        while size := int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16):
+            parts.append(await self.reader.readexactly(size))
+            await self.reader.readexactly(2)
+        while await self.reader.readuntil(b"\r\n") != b"\r\n":  # trailers
+            pass
+        return b"".join(parts)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
 
 
 class _Poster:
-    """POSTs bodies over one kept-alive connection per thread; records latencies and errors."""
+    """POSTs bodies over kept-alive connections; records latencies and errors."""
 
     def __init__(self, url: str, body: Callable[[int], bytes], timeout_s: float, headers: dict[str, str] | None):
-        self.host, self.port, self.path = check_loopback(url)
+        self.host, self.port, path = check_loopback(url)
         self.body, self.timeout_s = body, timeout_s
-        self.headers = {"Content-Type": "application/json", **(headers or {})}
-        self.client = _Client()
-        self.lock = threading.Lock()
+        fields = {"Host": f"{self.host}:{self.port}", "Content-Type": "application/json", **(headers or {})}
+        self.head = (f"POST {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields.items())
+                     + "Content-Length: ").encode("latin-1")
         self.latencies: list[float] = []
         self.errors: list[str] = []
 
-    def post(self, i: int, since: float) -> None:
-        """Send request i; its latency counts from `since` (perf_counter)."""
-        client = self.client
+    def connection(self) -> _Connection:
+        return _Connection(self.host, self.port)
+
+    async def post(self, conn: _Connection, i: int, since: float) -> None:
+        """Send request i on `conn`; its latency counts from `since` (perf_counter)."""
+        body = self.body(i)
         try:
-            for attempt in (0, 1):  # one reconnect: a kept-alive connection may have been closed
-                if client.conn is None:
-                    client.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
-                try:
-                    client.conn.request("POST", self.path, body=self.body(i), headers=self.headers)
-                    resp = client.conn.getresponse()
-                    payload = resp.read()
-                    break
-                except (ConnectionError, http.client.HTTPException, OSError):
-                    client.conn.close()
-                    client.conn = None
-                    if attempt:
-                        raise
-            done = time.perf_counter()
-            with self.lock:
-                if 200 <= resp.status < 300:
-                    self.latencies.append(done - since)
-                else:
-                    self.errors.append(f"HTTP {resp.status}: {payload[:100]!r}")
+            status, payload = await asyncio.wait_for(
+                conn.post(self.head + b"%d\r\n\r\n" % len(body) + body), self.timeout_s)
         except Exception as exc:  # noqa: BLE001 - every failure is a data point
-            with self.lock:
-                self.errors.append(f"{type(exc).__name__}: {exc}")
+            conn.close()
+            self.errors.append(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+            return
+        if 200 <= status < 300:
+            self.latencies.append(time.perf_counter() - since)
+        else:
+            self.errors.append(f"HTTP {status}: {payload[:100]!r}")
 
     def percentiles(self) -> dict[str, float]:
         if not self.latencies:
@@ -132,6 +180,18 @@ class _Poster:
         arr = np.asarray(self.latencies) * 1e3
         return {"p50_ms": float(np.percentile(arr, 50)), "p90_ms": float(np.percentile(arr, 90)),
                 "p99_ms": float(np.percentile(arr, 99)), "mean_ms": float(arr.mean()), "max_ms": float(arr.max())}
+
+
+def _run(main: Awaitable[T]) -> T:
+    """Run `main` on uvloop when it is installed (as uvicorn would), else on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        uvloop = None
+    if uvloop is None or not hasattr(asyncio, "Runner"):  # asyncio.Runner: Python 3.11+
+        return asyncio.run(main)  # type: ignore[arg-type]
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)  # type: ignore[arg-type]
 
 
 def cpu_share(cpu_seconds: float, wall_seconds: float) -> float:
@@ -155,34 +215,40 @@ def run_rate(url: str, rate: float, body: Callable[[int], bytes], *, max_request
     """Offer `rate` requests/s (Poisson) to `url` (POST `body(i)`) and measure every response."""
     poster = _Poster(url, body, timeout_s, headers)
     arrivals = poisson_arrivals(rate, max_requests, max_seconds, seed)
-    in_flight = [0]
 
-    def send(i: int, scheduled: float) -> None:
-        try:
-            poster.post(i, scheduled)
-        finally:
-            with poster.lock:
-                in_flight[0] -= 1
+    async def offer() -> tuple[int, int, float]:
+        idle: list[_Connection] = []
+        tasks: set[asyncio.Task] = set()
 
-    sent = skipped = 0
-    futures = []
-    cpu0 = time.process_time()
-    with ThreadPoolExecutor(max_workers=max_in_flight) as pool:
+        async def send(i: int, scheduled: float) -> None:
+            conn = idle.pop() if idle else poster.connection()
+            # The loop's timers fire up to a millisecond off: a request sent early counts from its
+            # sending, one sent late from its scheduled time.
+            await poster.post(conn, i, min(scheduled, time.perf_counter()))
+            idle.append(conn)
+
+        sent = skipped = 0
         start = time.perf_counter()
         for i, offset in enumerate(arrivals):
             scheduled = start + float(offset)
             delay = scheduled - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            with poster.lock:
-                if in_flight[0] >= max_in_flight:
-                    skipped += 1
-                    continue
-                in_flight[0] += 1
-            futures.append(pool.submit(send, i, scheduled))
+            if delay > TIMER_SLACK_S:
+                await asyncio.sleep(delay - TIMER_SLACK_S)
+            if len(tasks) >= max_in_flight:
+                skipped += 1
+                continue
+            task = asyncio.ensure_future(send(i, scheduled))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
             sent += 1
-        wait(futures, timeout=timeout_s + 5)
-        duration = time.perf_counter() - start
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout_s + 5)
+        for conn in idle:
+            conn.close()
+        return sent, skipped, time.perf_counter() - start
+
+    cpu0 = time.process_time()
+    sent, skipped, duration = _run(offer())
     completed = len(poster.latencies)
     return LoadPoint(offered_rps=rate, scheduled=len(arrivals), sent=sent, completed=completed,
                      errors=len(poster.errors), skipped=skipped, duration_s=duration,
@@ -199,24 +265,22 @@ def run_closed(url: str, concurrency: int, body: Callable[[int], bytes], *, max_
         raise UserError(f"concurrency must be >= 1 (got {concurrency})")
     poster = _Poster(url, body, timeout_s, headers)
     counter = iter(range(max_requests))
-    start = time.perf_counter()
-    stop = start + max_seconds
 
-    def client() -> None:
-        while time.perf_counter() < stop:
-            with poster.lock:
-                i = next(counter, None)
-            if i is None:
-                return
-            poster.post(i, time.perf_counter())
+    async def clients() -> float:
+        start = time.perf_counter()
+        stop = start + max_seconds
+
+        async def client() -> None:
+            conn = poster.connection()
+            while time.perf_counter() < stop and (i := next(counter, None)) is not None:
+                await poster.post(conn, i, time.perf_counter())
+            conn.close()
+
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        return time.perf_counter() - start
 
     cpu0 = time.process_time()
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(max_seconds + timeout_s + 5)
-    duration = time.perf_counter() - start
+    duration = _run(clients())
     completed = len(poster.latencies)
     return ClosedPoint(concurrency=concurrency, sent=completed + len(poster.errors), completed=completed,
                        errors=len(poster.errors), duration_s=duration,

@@ -1,6 +1,7 @@
 """The open-loop load generator against a real local HTTP server with a known capacity."""
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -117,6 +118,51 @@ def test_closed_loop_reaches_the_capacity_and_counts_its_own_cpu(server):
     assert 20 < point.achieved_rps < 60
     assert point.latency["p50_ms"] > SERVICE_S * 1e3  # clients queue behind each other
     assert 0 <= point.client_cpu_share < 1
+
+
+@pytest.mark.parametrize("framing", ["close", "chunked"])
+def test_responses_without_content_length_are_read_whole(framing):
+    """A body that ends with the connection (and a new connection per request), or comes in chunks."""
+    answers: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0" if framing == "close" else "HTTP/1.1"
+
+        def do_POST(self):  # noqa: N802 - http.server API
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            if framing == "chunked":
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self.wfile.write(b"5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nX-Trailer: 1\r\n\r\n")
+            else:
+                self.end_headers()
+                self.wfile.write(b"hello, world")
+            answers.append(b"hello, world")
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/"
+        point = loadgen.run_closed(url, 2, loadgen.json_body(["a"]), max_requests=20, max_seconds=5.0, timeout_s=5)
+
+        async def one() -> tuple[int, bytes]:
+            conn = loadgen._Connection("127.0.0.1", httpd.server_address[1])
+            try:
+                return await conn.post(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+            finally:
+                conn.close()
+
+        assert asyncio.run(one()) == (200, b"hello, world")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert point.errors == 0, point.error_examples
+    assert point.completed == 20 and len(answers) == 21
 
 
 def test_knee_is_the_first_rate_with_p99_over_the_limit():
