@@ -376,7 +376,9 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [f"# onnxpress bench-server: {result['url']}", ""]
     if offline:
         lines += [f"Offline `predict` on the same texts and threads ({offline['threads']}): "
-                  f"{offline['texts_per_s']:.0f} texts/s; batch-1 p50 {offline['batch1_p50_ms']:.2f} ms.", ""]
+                  f"{offline['texts_per_s']:.0f} texts/s; batch-1 p50 {offline['batch1_p50_ms']:.2f} ms back to back"
+                  + (f", {offline['batch1_idle_p50_ms']:.2f} ms after {offline['idle_gap_ms']:.0f} ms idle"
+                     if "batch1_idle_p50_ms" in offline else "") + ".", ""]
     lines += ["Open loop (Poisson arrivals):", "",
               "| offered req/s | sent | completed | errors | skipped | achieved req/s | p50 ms | p90 ms | p99 ms "
               "| loadgen CPU |",

@@ -178,3 +178,17 @@ def test_knee_is_the_first_rate_with_p99_over_the_limit():
 def test_v2_body_is_a_bytes_tensor():
     body = json.loads(loadgen.v2_body(["a", "b", "c"], per_request=2)(1))
     assert body == {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": ["c", "a"]}]}
+
+
+def test_offline_reference_times_batch1_back_to_back_and_after_idle(tiny_artifact):
+    from onnxpress.commands.bench_server import offline_reference
+
+    texts = ["a short text", "another text about markets", "sports news today"] * 20
+    ref = offline_reference(str(tiny_artifact), texts, threads=1, max_seconds=1.0, idle_gap_s=0.01)
+    assert ref["texts"] == 60 and ref["texts_per_s"] > 0
+    assert ref["batch1_p50_ms"] > 0 and ref["batch1_idle_p50_ms"] > 0 and ref["idle_gap_ms"] == 10.0
+    md = loadgen.markdown({"url": "u", "points": [], "knee": loadgen.find_knee([]), "offline": ref})
+    assert f"{ref['batch1_idle_p50_ms']:.2f} ms after 10 ms idle" in md
+    assert "idle" not in loadgen.markdown({"url": "u", "points": [], "knee": loadgen.find_knee([]),
+                                           "offline": offline_reference(str(tiny_artifact), texts, threads=1,
+                                                                        max_seconds=0.2)})
