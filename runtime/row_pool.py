@@ -40,9 +40,8 @@ def pick_run(lengths: Sequence[int] | np.ndarray, must: Sequence[int] | np.ndarr
     wanted = np.zeros(n, dtype=bool)
     wanted[np.asarray(must, dtype=np.int64)] = True
     wanted_before = np.concatenate([[0], np.cumsum(wanted[order])])  # wanted rows among the first i
-    multiple = budget.pad_to_multiple
-    padded = -(-np.maximum(sorted_lengths, 1) // multiple) * multiple  # TokenBudget.padded, per row
-    most_rows = np.maximum(1, np.minimum(budget.max_batch_size, budget.max_batch_tokens // padded))
+    padded = budget.padded_each(sorted_lengths)
+    most_rows = budget.most_rows(padded)
     if not wanted_before[-1]:
         raise ValueError("pick_run needs at least one row in `must`")
     # windows [start, start + size): row `start` (the longest) sets the padded length

@@ -74,6 +74,16 @@ class TokenBudget:
     def padded(self, length: int) -> int:
         return round_up(max(int(length), 1), self.pad_to_multiple)
 
+    def padded_each(self, lengths: np.ndarray) -> np.ndarray:
+        """`padded` of every length in `lengths`."""
+        multiple = self.pad_to_multiple
+        return -(-np.maximum(lengths, 1) // multiple) * multiple
+
+    def most_rows(self, padded: int | np.ndarray) -> int | np.ndarray:
+        """The most rows a run of rows padded to `padded` tokens may hold (at least one); elementwise
+        for an array."""
+        return np.maximum(1, np.minimum(self.max_batch_size, self.max_batch_tokens // padded))
+
     def fits(self, rows: int, longest: int) -> bool:
         """Would a batch of `rows` rows whose longest row has `longest` tokens fit?
 
@@ -94,7 +104,7 @@ class TokenBudget:
         while start < n:
             longest = int(lengths[order[start]])  # descending: the first row is the longest
             padded = self.padded(longest)
-            rows = max(1, min(self.max_batch_size, self.max_batch_tokens // padded, n - start))
+            rows = min(int(self.most_rows(padded)), n - start)
             batches.append(Batch(indices=order[start : start + rows], length=padded))
             start += rows
         return batches
