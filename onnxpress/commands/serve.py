@@ -10,6 +10,7 @@ from onnxpress.cli import positive_int
 from onnxpress.errors import UserError
 
 API_KEY_ENV = "ONNXPRESS_API_KEY"
+GIL_SWITCH_INTERVAL_S = 0.0005  # CPython default: 0.005
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -91,9 +92,7 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import socket
 
-    # The batcher tokenizes a few texts at a time; tokenizers' thread pool would take cores from the
-    # model runs for no gain (32 clients x 1 text: +4%, docs/serving.md "Performance").
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    tune_process()
     from onnxpress.runtime.server.app import build_app
     from onnxpress.runtime.server.models import parse_model_args
     from onnxpress.runtime.server.shutdown import GracefulServer
@@ -128,6 +127,18 @@ def run(args: argparse.Namespace) -> int:
                                timeout_graceful_shutdown=max(settings.request_timeout_s, 1.0))
     GracefulServer(uv_config, state.lifecycle, grace_s=settings.shutdown_grace_s).run(sockets=[sock])
     return 0
+
+
+def tune_process() -> None:
+    """Settings for a process that only serves (apps that embed the runtime keep their own).
+
+    The batcher tokenizes a few texts at a time: tokenizers' thread pool would take cores from the
+    model runs for no gain. A run thread whose model run ends needs the GIL back while the event loop
+    or the batcher runs Python code; at CPython's default switch interval (5 ms) its core can idle
+    that long. Both measured in docs/serving.md, "Performance".
+    """
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
 
 
 def _loopback(host: str) -> bool:

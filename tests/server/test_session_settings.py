@@ -1,4 +1,5 @@
-"""The served classifier's ONNX Runtime session: idle threads spin-wait for a bounded time only."""
+"""The served classifier's ONNX Runtime session: idle threads spin-wait for a bounded time only;
+the serve command's process settings."""
 from __future__ import annotations
 
 import pytest
@@ -39,3 +40,21 @@ def test_onnxruntime_receives_the_entries(classifier_dir):
         assert served.model.engine.options.get_session_config_entry(SPINNING) == "0"
     finally:
         served.batcher.close()
+
+
+def test_the_serve_command_tunes_its_process(monkeypatch):
+    """`onnxpress serve` shortens the GIL switch interval and turns tokenizers' thread pool off."""
+    import os
+    import sys
+
+    from onnxpress.commands import serve
+
+    monkeypatch.delenv("TOKENIZERS_PARALLELISM", raising=False)
+    before = sys.getswitchinterval()
+    try:
+        serve.tune_process()
+        assert sys.getswitchinterval() == pytest.approx(serve.GIL_SWITCH_INTERVAL_S)
+        assert sys.getswitchinterval() < before
+        assert os.environ["TOKENIZERS_PARALLELISM"] == "false"
+    finally:
+        sys.setswitchinterval(before)
