@@ -150,7 +150,8 @@ class _Poster:
     def __init__(self, url: str, body: Callable[[int], bytes], timeout_s: float, headers: dict[str, str] | None):
         self.host, self.port, path = check_loopback(url)
         self.body, self.timeout_s = body, timeout_s
-        fields = {"Host": f"{self.host}:{self.port}", "Content-Type": "application/json", **(headers or {})}
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 literal
+        fields = {"Host": f"{host}:{self.port}", "Content-Type": "application/json", **(headers or {})}
         self.head = (f"POST {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields.items())
                      + "Content-Length: ").encode("latin-1")
         self.latencies: list[float] = []
