@@ -1,4 +1,4 @@
-"""Dynamic batching across callers: one queue and one worker thread per model (no web code here).
+"""Dynamic batching across callers: one queue per model and its worker threads (no web code here).
 
     from onnxpress.runtime import Classifier
     from onnxpress.runtime.batcher import Batcher
@@ -8,11 +8,11 @@
 
 Requests from any number of threads wait in a bounded FIFO queue. An idle worker starts on the
 oldest request at once, or waits up to `max_queue_delay_ms` (default 0) for company; requests that
-arrive while a run computes are batched anyway. A classifier's worker moves queued requests into a
-pool of tokenized rows and picks one run at a time: the oldest waiting row with the neighbours in
-length that waste the least (`onnxpress.runtime.row_pool`), taking new requests in between runs; a
-classifier that runs parallel batches (`Classifier.runs`) has that many runs computing at once and
-one more picked ahead, so a run thread that finishes starts the next at once. A translator's worker
+arrive while a run computes are batched anyway. A classifier has one worker per parallel run
+(`Classifier.runs`, one for most): a free worker moves the queued requests into a shared pool of
+tokenized rows, picks a run from it (the oldest waiting row with the neighbours in length that waste
+the least, `onnxpress.runtime.row_pool`) and computes it itself, so a run is chosen from the freshest
+pool and no thread hands work to another. A translator's worker
 takes every queued request with the same key (beam size and attention flag) up to `max_batch_size`
 sentences and translates them together. Each caller's future gets exactly its own results, in
 order. A full queue refuses at once (`Overloaded`); a request still waiting at its deadline fails
@@ -27,7 +27,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence
 
@@ -37,7 +37,6 @@ from onnxpress.runtime.row_pool import Pending, RowPool
 from onnxpress.runtime.text_tokenizer import check_texts
 
 POOL_BATCHES = 2  # a classifier's pool takes requests up to this many max_batch_size of rows
-RUNS_PICKED_AHEAD = 1  # with parallel runs (figures: docs/serving.md, "Performance")
 
 
 class BatcherError(Exception):
@@ -72,7 +71,7 @@ class BatcherConfig:
 
 
 class BatchObserver(Protocol):
-    """Receives the batcher's measurements (called from the worker thread)."""
+    """Receives the batcher's measurements (called from its worker threads)."""
 
     def queued(self, seconds: float) -> None:
         """One request left the queue after `seconds`."""
@@ -127,19 +126,15 @@ class _Request:
 
 
 class _ClassifierWork:
-    """Rows through `encode` + `infer`, runs picked one at a time from a `RowPool`."""
+    """Rows through `encode` + `infer`, runs picked one at a time from a `RowPool` shared by the
+    workers, one per parallel run of the classifier (`Classifier.runs`)."""
 
     def __init__(self, classifier: Any):
         self.model = classifier
         self.budget = classifier.budget
         self.pool = RowPool(classifier.budget, len(classifier.labels))
-        # A classifier that runs parallel batches (`Classifier.runs`) gets as many runs computing,
-        # and one more picked ahead in the runner's queue: a run thread that finishes starts the next
-        # at once instead of waiting for this worker to wake and pick it.
-        workers = getattr(getattr(classifier, "runs", None), "workers", 1)
-        self.runner = ThreadPoolExecutor(workers, thread_name_prefix="batcher-run") if workers > 1 else None
-        self.slots = threading.Semaphore(workers + RUNS_PICKED_AHEAD if self.runner else 1)
-        self.lock = threading.Lock()  # owners' progress, shared by runs in flight
+        self.workers = getattr(getattr(classifier, "runs", None), "workers", 1)
+        self.lock = threading.Lock()  # the pool and its owners' progress
 
     def key(self, options: dict[str, Any]) -> tuple:
         if options:
@@ -202,12 +197,18 @@ class Batcher:
         self._cond = threading.Condition()
         self._closed = False
         self._discard = False  # close(drain=False): fail what has not started
-        self._busy = False
-        self._waiting = 0  # accepted requests out of the queue that have not started (tokenizing, in the pool)
-        self._running = 0  # classifier runs being computed
-        step = self._pool_step if isinstance(self._work, _ClassifierWork) else self._group_step
-        self._thread = threading.Thread(target=self._loop, args=(step,), name=f"batcher-{name}", daemon=True)
-        self._thread.start()
+        self._active = 0  # workers holding requests taken from the queue
+        self._tokenizing = 0  # requests taken from the queue, not yet in the pool
+        self._pooled = 0  # requests in a classifier's pool that have not started
+        if isinstance(self._work, _ClassifierWork):
+            step, workers = self._pool_step, self._work.workers
+        else:
+            step, workers = self._group_step, 1
+        self._threads = [threading.Thread(target=self._loop, args=(step,), daemon=True,
+                                          name=f"batcher-{name}" + (f"-{i}" if workers > 1 else ""))
+                         for i in range(workers)]
+        for thread in self._threads:
+            thread.start()
 
     # -- callers -----------------------------------------------------------------
     def submit(self, texts: Sequence[str], *, timeout_s: float | None = None, **options: Any) -> Future:
@@ -229,7 +230,7 @@ class Batcher:
         with self._cond:
             if self._closed:
                 raise Closed(f"{self.name} is shutting down")
-            waiting = len(self._queue) + self._waiting
+            waiting = self.queue_depth
             if waiting >= self.config.max_queue_size:
                 raise Overloaded(f"{self.name}: {waiting} requests queued (limit "
                                  f"{self.config.max_queue_size}); retry later")
@@ -240,13 +241,13 @@ class Batcher:
     @property
     def queue_depth(self) -> int:
         """Requests waiting (not counting those being computed)."""
-        return len(self._queue) + self._waiting
+        return len(self._queue) + self._tokenizing + self._pooled
 
     @property
     def idle(self) -> bool:
         """Nothing queued and nothing being computed."""
         with self._cond:
-            return not self._queue and not self._busy
+            return not self._queue and not self._active and not self._rows_pooled()
 
     def close(self, drain: bool = True, timeout: float | None = None) -> None:
         """Refuse new requests; compute the queued ones (drain) or fail them with `Closed`."""
@@ -257,7 +258,8 @@ class Batcher:
                 while self._queue:
                     self._fail(self._queue.popleft(), Closed(f"{self.name} closed before computing this request"))
             self._cond.notify_all()
-        self._thread.join(timeout)
+        for thread in self._threads:
+            thread.join(timeout)
 
     def __enter__(self) -> "Batcher":
         return self
@@ -269,9 +271,6 @@ class Batcher:
     def _loop(self, step: Callable[[], bool]) -> None:
         while step():
             pass
-        runner = getattr(self._work, "runner", None)
-        if runner is not None:
-            runner.shutdown(wait=True)  # runs in flight complete before close() returns
 
     def _group_step(self) -> bool:
         """A translator's step: one merged group of requests with the same key."""
@@ -282,53 +281,52 @@ class Batcher:
             self._compute(group)
         finally:
             with self._cond:
-                self._busy = False
+                self._active -= 1
         return True
 
     def _pool_step(self) -> bool:
-        """A classifier's step: take queued requests into the pool, start one run from it (up to
-        the classifier's `runs.workers` runs at a time plus one picked ahead, each chosen when a
-        slot frees up)."""
+        """A classifier worker's step: take the queued requests into the pool, pick one run from
+        it and compute it."""
         work = self._work
         assert isinstance(work, _ClassifierWork)
         pool = work.pool
-        work.slots.acquire()  # a free run slot first, so the run is picked from the freshest pool
         with self._cond:
-            if not len(pool) and not self._wait_for_company():
-                work.slots.release()
+            if not self._rows_pooled() and not self._wait_for_company():
                 return False
             room = POOL_BATCHES * work.budget.max_batch_size - len(pool)
-            taken = self._take((), room) if room > 0 else []  # room > 0 whenever the pool is empty
-            self._waiting += len(taken)
-            self._busy = True
+            taken = self._take((), room) if room > 0 else []
+            self._tokenizing += len(taken)
+            self._active += 1
         start = time.monotonic()
         try:
-            if taken:
-                pool.add(taken, work.model.encode([t for request in taken for t in request.texts]))
+            encoded = work.model.encode([t for request in taken for t in request.texts]) if taken else None
         except BaseException as exc:  # noqa: BLE001 - the callers get the failure, the worker lives on
             for request in taken:
                 request.future.set_exception(exc)
-        with work.lock:
-            pool.drop(lambda owner: owner.failed or self._expired(owner))
-        if not len(pool):
-            work.slots.release()
-        else:
-            encoded, batch, targets = pool.next_run()
-            owners = list({id(owner): owner for owner, _ in targets}.values())
-            starting = [owner for owner in owners if not owner.started]
-            for owner in starting:
-                owner.started = True
+            encoded = None
+        picked = None
+        try:
+            with work.lock:
+                if encoded is not None:
+                    pool.add(taken, encoded)
+                pool.drop(lambda owner: owner.failed or self._expired(owner))
+                if len(pool):
+                    picked = pool.next_run()
+                    owners = list({id(owner): owner for owner, _ in picked[2]}.values())
+                    starting = [owner for owner in owners if not owner.started]
+                    for owner in starting:
+                        owner.started = True
+                pooled, left = pool.waiting, len(pool)
             with self._cond:
-                self._running += 1
-                self._waiting = pool.waiting
-            args = (encoded, batch, targets, owners, starting, start)
-            if work.runner is None:
-                self._run_one(*args)
-            else:
-                work.runner.submit(self._run_one, *args)
-        with self._cond:
-            self._waiting = pool.waiting
-            self._busy = bool(len(pool)) or self._running > 0
+                self._tokenizing -= len(taken)
+                self._pooled = pooled
+                if left:
+                    self._cond.notify()  # rows left over: an idle worker can pick the next run at once
+            if picked is not None:
+                self._run_one(*picked, owners, starting, start)
+        finally:
+            with self._cond:
+                self._active -= 1
         return True
 
     def _run_one(self, encoded: Any, batch: Any, targets: list[tuple[Pending, int]], owners: list[Pending],
@@ -337,33 +335,32 @@ class Batcher:
         before) and answer the requests it completes."""
         work = self._work
         assert isinstance(work, _ClassifierWork)
+        for owner in starting:
+            self.observer.queued(start - owner.request.enqueued)
+        self.observer.executed(batch.size, batch.tokens)
         try:
-            for owner in starting:
-                self.observer.queued(start - owner.request.enqueued)
-            self.observer.executed(batch.size, batch.tokens)
-            try:
-                probs = work.model.infer(encoded)
-            except BaseException as exc:  # noqa: BLE001 - the callers get the failure, the worker lives on
-                with work.lock:  # their rows still in the pool are dropped by the next step
-                    failing = [owner for owner in owners if not owner.failed]
-                    for owner in failing:
-                        owner.failed = True
+            probs = work.model.infer(encoded)
+        except BaseException as exc:  # noqa: BLE001 - the callers get the failure, the worker lives on
+            with work.lock:  # their rows still in the pool are dropped by the next step
+                failing = [owner for owner in owners if not owner.failed]
                 for owner in failing:
-                    owner.request.future.set_exception(exc)
-                return
-            with work.lock:
-                for (owner, slot), row in zip(targets, probs):
-                    owner.probs[slot] = row
-                    owner.left -= 1
-                done = [owner for owner in owners if owner.left == 0 and not owner.failed]
-            self.observer.computed(time.monotonic() - start, len(done), batch.size)
-            for owner in done:
-                owner.request.future.set_result(owner.probs)
-        finally:
-            with self._cond:
-                self._running -= 1
-                self._busy = bool(len(work.pool)) or self._running > 0
-            work.slots.release()
+                    owner.failed = True
+            for owner in failing:
+                owner.request.future.set_exception(exc)
+            return
+        with work.lock:
+            for (owner, slot), row in zip(targets, probs):
+                owner.probs[slot] = row
+                owner.left -= 1
+            done = [owner for owner in owners if owner.left == 0 and not owner.failed]
+        self.observer.computed(time.monotonic() - start, len(done), batch.size)
+        for owner in done:
+            owner.request.future.set_result(owner.probs)
+
+    def _rows_pooled(self) -> int:
+        """Rows waiting in a classifier's pool (0 for a translator); a hint, read without the pool's lock."""
+        work = self._work
+        return len(work.pool) if isinstance(work, _ClassifierWork) else 0
 
     def _expired(self, owner: Pending) -> bool:
         """Fail (and tell the pool to drop) a request that has not started and is past its deadline
@@ -388,11 +385,12 @@ class Batcher:
 
     def _wait_for_company(self) -> bool:
         """(Holding the lock) block for the oldest request, then give others `max_queue_delay_ms`
-        after it to arrive or until a full batch is queued; False once closed with nothing queued."""
-        while not self._queue and not self._closed:
+        after it to arrive or until a full batch is queued. Rows another worker left in a
+        classifier's pool are work too. False once closed with nothing queued or pooled."""
+        while not self._queue and not self._rows_pooled() and not self._closed:
             self._cond.wait()
         if not self._queue:
-            return False
+            return bool(self._rows_pooled())
         oldest = self._queue[0]
         limit = self._work.budget.max_batch_size
         until = oldest.enqueued + self.config.max_queue_delay_ms / 1e3
@@ -412,7 +410,7 @@ class Batcher:
                     return None
                 group = self._take(self._queue[0].key, limit)
                 if group:
-                    self._busy = True
+                    self._active += 1
                     return group
 
     def _rows_like(self, key: tuple, limit: int) -> int:

@@ -205,12 +205,10 @@ def test_a_classifier_with_parallel_batches_computes_that_many_runs_at_once(clas
     assert stats.requests == 40 and stats.rows == 40
 
 
-def test_with_parallel_runs_one_more_run_is_picked_while_both_compute(classifier_dir, offline):
-    """Both run threads held: the worker picks exactly one more run (its requests leave the queue
-    count), so a run thread that finishes starts it without waiting for the worker."""
+def _holding_batcher(classifier_dir):
+    """A 2-worker batcher whose runs each hold one row and wait in `executed` until released."""
     from onnxpress.runtime import Classifier
 
-    clf, _ = offline
     one_row_runs = Classifier.load(classifier_dir, variant="fp32", max_batch_tokens=4, workers=2)
     held, release = threading.Semaphore(0), threading.Event()
 
@@ -220,22 +218,44 @@ def test_with_parallel_runs_one_more_run_is_picked_while_both_compute(classifier
             assert release.wait(10)
             super().executed(rows, tokens)
 
-    texts = [TEXTS[i % len(TEXTS)] + " word" * i for i in range(6)]  # each longer than the budget: one row per run
     batcher = Batcher(one_row_runs, BatcherConfig(max_queue_delay_ms=0), observer=Hold())
+    return batcher, held, release
+
+
+LONG = [TEXTS[i % len(TEXTS)] + " word" * i for i in range(6)]  # each longer than 4 tokens: one row per run
+
+
+def test_with_parallel_runs_each_worker_picks_its_next_run_when_free(classifier_dir, offline):
+    """Both workers computing: requests that arrive stay queued (none is tokenized or picked ahead),
+    so the next run is chosen from the freshest queue by the worker that frees first."""
+    clf, _ = offline
+    batcher, held, release = _holding_batcher(classifier_dir)
     try:
-        futures = [batcher.submit([texts[0]]), batcher.submit([texts[1]])]
-        assert held.acquire(timeout=10) and held.acquire(timeout=10)  # both run threads inside a run
-        futures += [batcher.submit([t]) for t in texts[2:]]
-        deadline = time.monotonic() + 5
-        while batcher.queue_depth > 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.2)  # a wrongly picked second extra run would show by now
-        assert batcher.queue_depth == 3  # 4 submitted while held: one run picked ahead, 3 wait
+        futures = [batcher.submit([LONG[0]]), batcher.submit([LONG[1]])]
+        assert held.acquire(timeout=10) and held.acquire(timeout=10)  # both workers inside a run
+        futures += [batcher.submit([t]) for t in LONG[2:]]
+        time.sleep(0.2)  # a run wrongly picked ahead would have left the queue by now
+        assert batcher.queue_depth == 4 and len(batcher._queue) == 4
     finally:
         release.set()
     got = np.concatenate([f.result(10) for f in futures])
     batcher.close()
-    np.testing.assert_allclose(got, clf.predict_proba(texts), atol=1e-5)
+    np.testing.assert_allclose(got, clf.predict_proba(LONG), atol=1e-5)
+
+
+def test_rows_one_worker_leaves_in_the_pool_start_on_an_idle_worker_at_once(classifier_dir, offline):
+    """One request of two rows: the worker that takes it runs one and wakes the idle one for the other."""
+    clf, _ = offline
+    batcher, held, release = _holding_batcher(classifier_dir)
+    try:
+        future = batcher.submit(LONG[:2])
+        assert held.acquire(timeout=10)
+        assert held.acquire(timeout=5)  # the second row runs while the first is held
+    finally:
+        release.set()
+    np.testing.assert_allclose(future.result(10), clf.predict_proba(LONG[:2]), atol=1e-5)
+    batcher.close()
+    assert batcher.idle
 
 
 def test_translator_requests_merge_only_with_the_same_beam(offline):
