@@ -298,17 +298,17 @@ class Batcher:
             self._tokenizing += len(taken)
             self._active += 1
         start = time.monotonic()
-        try:
-            encoded = work.model.encode([t for request in taken for t in request.texts]) if taken else None
-        except BaseException as exc:  # noqa: BLE001 - the callers get the failure, the worker lives on
-            for request in taken:
-                request.future.set_exception(exc)
-            encoded = None
         picked = None
         try:
+            try:
+                if taken:
+                    encoded = work.model.encode([t for request in taken for t in request.texts])
+                    with work.lock:
+                        pool.add(taken, encoded)
+            except BaseException as exc:  # noqa: BLE001 - the callers get the failure, the worker lives on
+                for request in taken:
+                    request.future.set_exception(exc)
             with work.lock:
-                if encoded is not None:
-                    pool.add(taken, encoded)
                 pool.drop(lambda owner: owner.failed or self._expired(owner))
                 if len(pool):
                     picked = pool.next_run()
@@ -335,10 +335,10 @@ class Batcher:
         before) and answer the requests it completes."""
         work = self._work
         assert isinstance(work, _ClassifierWork)
-        for owner in starting:
-            self.observer.queued(start - owner.request.enqueued)
-        self.observer.executed(batch.size, batch.tokens)
         try:
+            for owner in starting:
+                self.observer.queued(start - owner.request.enqueued)
+            self.observer.executed(batch.size, batch.tokens)
             probs = work.model.infer(encoded)
         except BaseException as exc:  # noqa: BLE001 - the callers get the failure, the worker lives on
             with work.lock:  # their rows still in the pool are dropped by the next step

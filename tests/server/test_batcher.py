@@ -258,6 +258,36 @@ def test_rows_one_worker_leaves_in_the_pool_start_on_an_idle_worker_at_once(clas
     assert batcher.idle
 
 
+@pytest.mark.parametrize("where", ["encode", "infer", "observer"])
+def test_a_failure_fails_its_requests_and_the_workers_live_on(classifier_dir, offline, monkeypatch, where):
+    from onnxpress.runtime import Classifier
+
+    clf, _ = offline
+    two = Classifier.load(classifier_dir, variant="fp32", workers=2)
+    failures = iter([RuntimeError(f"{where} failed")])
+
+    def once(original):
+        def wrapped(*args, **kwargs):
+            exc = next(failures, None)
+            if exc is not None:
+                raise exc
+            return original(*args, **kwargs)
+        return wrapped
+
+    stats = BatchStats()
+    if where == "observer":
+        monkeypatch.setattr(stats, "executed", once(stats.executed))
+    else:
+        monkeypatch.setattr(two, where, once(getattr(two, where)))
+    with Batcher(two, BatcherConfig(), observer=stats) as batcher:
+        with pytest.raises(RuntimeError, match=f"{where} failed"):
+            batcher.submit([TEXTS[0]]).result(10)
+        later = [batcher.submit([t]) for t in TEXTS]
+        got = np.concatenate([f.result(10) for f in later])
+    np.testing.assert_allclose(got, clf.predict_proba(TEXTS), atol=1e-5)
+    assert batcher.idle
+
+
 def test_translator_requests_merge_only_with_the_same_beam(offline):
     _, tr = offline
     stats = BatchStats()
