@@ -183,7 +183,7 @@ class _Poster:
                 "p99_ms": float(np.percentile(arr, 99)), "mean_ms": float(arr.mean()), "max_ms": float(arr.max())}
 
 
-def _run(main: Awaitable[T]) -> T:
+def run_async(main: Awaitable[T]) -> T:
     """Run `main` on uvloop when it is installed (as uvicorn would), else on asyncio's own loop."""
     try:
         import uvloop
@@ -249,7 +249,7 @@ def run_rate(url: str, rate: float, body: Callable[[int], bytes], *, max_request
         return sent, skipped, time.perf_counter() - start
 
     cpu0 = time.process_time()
-    sent, skipped, duration = _run(offer())
+    sent, skipped, duration = run_async(offer())
     completed = len(poster.latencies)
     return LoadPoint(offered_rps=rate, scheduled=len(arrivals), sent=sent, completed=completed,
                      errors=len(poster.errors), skipped=skipped, duration_s=duration,
@@ -281,7 +281,7 @@ def run_closed(url: str, concurrency: int, body: Callable[[int], bytes], *, max_
         return time.perf_counter() - start
 
     cpu0 = time.process_time()
-    duration = _run(clients())
+    duration = run_async(clients())
     completed = len(poster.latencies)
     return ClosedPoint(concurrency=concurrency, sent=completed + len(poster.errors), completed=completed,
                        errors=len(poster.errors), duration_s=duration,

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
 import numpy as np
+
+from onnxpress.benchmarks import loadgen
 
 ANSWERS = ("real", "thread", "instant")
 
@@ -44,12 +45,12 @@ def _replace_answers(mode: str) -> None:
 
 
 def _bodies(texts: Sequence[str], per: int, protocol: str) -> tuple[str, list[bytes]]:
-    chunks = [[texts[(i * per + j) % len(texts)] for j in range(per)] for i in range(512)]
+    """The route and 512 request bodies, as `bench-server` sends them."""
     if protocol == "v1":
-        return "/v1/classify", [json.dumps({"texts": c}).encode() for c in chunks]
-    return "/v2/models/clf/infer", [json.dumps({"inputs": [{"name": "text", "datatype": "BYTES",
-                                                             "shape": [len(c)], "data": c}]}).encode()
-                                    for c in chunks]
+        path, body = "/v1/classify", loadgen.json_body(texts, per_request=per)
+    else:
+        path, body = "/v2/models/clf/infer", loadgen.v2_body(texts, per_request=per)
+    return path, [body(i) for i in range(512)]
 
 
 async def _drive(app: Any, path: str, bodies: list[bytes], requests: int, concurrency: int) -> float:
@@ -113,13 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         _replace_answers(args.answer)
     app = build_app([("clf", args.artifact)], ServerSettings(), threads=args.threads)
     path, bodies = _bodies(load_texts("ag_news").texts, args.texts_per_request, args.protocol)
-    try:
-        import uvloop
-        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-    except ImportError:
-        runner = asyncio.Runner()
-    with runner:
-        seconds = runner.run(_drive(app, path, bodies, args.requests, args.concurrency))
+    seconds = loadgen.run_async(_drive(app, path, bodies, args.requests, args.concurrency))
     print(f"answer={args.answer} {args.protocol} x{args.texts_per_request}, {args.concurrency} at a time: "
           f"event loop {seconds * 1e6:.0f} us CPU per request")
     return 0
