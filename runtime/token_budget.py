@@ -26,7 +26,8 @@ GPU_MAX_BATCH_TOKENS = 16384
 GPU_MAX_BATCH_SIZE = 256
 
 
-def round_up(n: int, multiple: int) -> int:
+def round_up(n: int | np.ndarray, multiple: int) -> int | np.ndarray:
+    """`n` rounded up to a multiple of `multiple` (an int, or elementwise for an array)."""
     return n if multiple <= 1 else -(-n // multiple) * multiple
 
 
@@ -76,8 +77,7 @@ class TokenBudget:
 
     def padded_each(self, lengths: np.ndarray) -> np.ndarray:
         """`padded` of every length in `lengths`."""
-        multiple = self.pad_to_multiple
-        return -(-np.maximum(lengths, 1) // multiple) * multiple
+        return round_up(np.maximum(lengths, 1), self.pad_to_multiple)
 
     def most_rows(self, padded: int | np.ndarray) -> int | np.ndarray:
         """The most rows a run of rows padded to `padded` tokens may hold (at least one); elementwise
