@@ -20,11 +20,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from onnxpress import __version__
 from onnxpress.runtime.server import v1_routes, v2_routes
+from onnxpress.runtime.server.direct import direct_route
 from onnxpress.runtime.server.errors import ApiError, json_error
 from onnxpress.runtime.server.metrics import CONTENT_TYPE_LATEST, Metrics
 from onnxpress.runtime.server.settings import ServerSettings
 from onnxpress.runtime.server.shutdown import Lifecycle
-from onnxpress.runtime.server.state import ServerState, state_of
+from onnxpress.runtime.server.state import ServerState, answer_error
 
 PAGE = Path(__file__).with_name("page") / "index.html"
 HEALTH = ("/v2/health/live", "/v2/health/ready")
@@ -40,6 +41,7 @@ class Gate:
     Gives each request an id (the client's `X-Request-ID` when sane), checks the bearer token,
     refuses new work while draining, refuses bodies whose Content-Length exceeds the limit, counts
     requests in flight for the graceful shutdown and writes one JSON access-log line per request.
+    Inference requests go straight to their endpoints (`direct`), the rest through FastAPI.
     """
 
     def __init__(self, app: ASGIApp, state: ServerState):
@@ -71,9 +73,10 @@ class Gate:
             elif path in UNGATED:
                 await self.app(scope, receive, send_with_id)
             else:
+                app = direct_route(scope) or self.app
                 self.state.lifecycle.enter()
                 try:
-                    await self.app(scope, self._bounded(receive), send_with_id)
+                    await app(scope, self._bounded(receive), send_with_id)
                 finally:
                     self.state.lifecycle.leave()
         finally:
@@ -144,19 +147,10 @@ def create_app(state: ServerState) -> FastAPI:
         return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> Response:
-        model = getattr(request.state, "model", None)
-        if model is not None:
-            state_of(request).observe_failure(model, exc.status)
-        return json_error(exc.status, exc.message, exc.headers or None)
-
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> Response:
-        return json_error(400, "invalid request: " + "; ".join(_describe(e) for e in exc.errors()))
-
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        return json_error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+    async def route_error(request: Request, exc: Exception) -> Response:
+        return answer_error(request, exc)
 
     app.add_middleware(Gate, state=state)
     return app
@@ -176,7 +170,3 @@ def build_app(models: Sequence[tuple[str, str | os.PathLike]], settings: ServerS
                          **load_options) for name, path in models]
     return create_app(ServerState(Registry(loaded), settings, metrics, Lifecycle()))
 
-
-def _describe(error: dict[str, Any]) -> str:
-    where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
-    return f"{where}: {error.get('msg', 'invalid')}"

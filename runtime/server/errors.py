@@ -1,6 +1,9 @@
 """The server's error taxonomy: each error says its HTTP status; bodies are `{"error": message}`."""
 from __future__ import annotations
 
+from typing import Any, Protocol, Sequence
+
+from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
 from onnxpress.runtime.batcher import BatcherError, Closed, DeadlineExceeded, Overloaded
@@ -61,3 +64,23 @@ def from_batcher(exc: BatcherError) -> ApiError:
 def json_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """The one error body of every route: `{"error": message}`."""
     return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+class HasErrors(Protocol):
+    """A validation error (FastAPI's `RequestValidationError`, pydantic's `ValidationError`)."""
+
+    def errors(self) -> Sequence[Any]: ...
+
+
+def error_response(exc: ApiError | HTTPException | HasErrors) -> JSONResponse:
+    """The answer to an error a route raised: its own status, 400 for a body that fails validation."""
+    if isinstance(exc, ApiError):
+        return json_error(exc.status, exc.message, exc.headers or None)
+    if isinstance(exc, HTTPException):
+        return json_error(exc.status_code, str(exc.detail), exc.headers)
+    return json_error(400, "invalid request: " + "; ".join(_describe(e) for e in exc.errors()))
+
+
+def _describe(error: dict[str, Any]) -> str:
+    where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+    return f"{where}: {error.get('msg', 'invalid')}"

@@ -1,0 +1,75 @@
+"""The inference routes called by the gate itself, around FastAPI's router.
+
+A request through FastAPI's router, dependency solving and response validation cost the event loop
+about a third of its CPU per single-text request, and on a small machine the loop shares the cores
+with the model's workers (docs/serving.md, "Performance"). The routes stay FastAPI routes (OpenAPI,
+/docs, other methods); for a POST to one of them the gate calls the same endpoint function here: the
+JSON body validated by the route's pydantic model, the returned model serialized by pydantic, errors
+answered as the app's exception handlers answer them.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from onnxpress.runtime.server import v1_routes, v2_routes
+from onnxpress.runtime.server.errors import ApiError, InvalidInput
+from onnxpress.runtime.server.state import answer_error
+
+
+@dataclass(frozen=True)
+class DirectRoute:
+    path: re.Pattern[str]  # groups: the endpoint's path parameters
+    endpoint: Callable[..., Awaitable[Any]]  # (request, **path parameters[, body])
+    body: type[BaseModel] | None  # the JSON body's model; None where the endpoint reads the body itself
+
+
+ROUTES = (
+    DirectRoute(re.compile(r"/v1/classify"), v1_routes.classify, v1_routes.ClassifyRequest),
+    DirectRoute(re.compile(r"/v1/translate"), v1_routes.translate, v1_routes.TranslateRequest),
+    DirectRoute(re.compile(r"/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?/infer"),
+                v2_routes.infer, None),
+)
+
+
+def direct_route(scope: Scope) -> ASGIApp | None:
+    """The ASGI callable for a POST to an inference route, None for any other request."""
+    if scope["method"] != "POST":
+        return None
+    for route in ROUTES:
+        match = route.path.fullmatch(scope["path"])
+        if match:
+            params = {k: v for k, v in match.groupdict().items() if v is not None}
+            return functools.partial(_call, route, params)
+    return None
+
+
+async def _call(route: DirectRoute, params: dict[str, str], scope: Scope, receive: Receive, send: Send) -> None:
+    request = Request(scope, receive)
+    try:
+        if route.body is not None:
+            # from_attributes as FastAPI validates bodies: the same error messages
+            params["body"] = route.body.model_validate(_json(await request.body()), from_attributes=True)
+        result = await route.endpoint(request, **params)
+        response = result if isinstance(result, Response) else Response(
+            result.model_dump_json(), media_type="application/json")
+    except (ApiError, HTTPException, ValidationError) as exc:
+        response = answer_error(request, exc)
+    await response(scope, receive, send)
+
+
+def _json(body: bytes) -> Any:
+    # json.loads as FastAPI parses bodies: it keeps lone surrogates for check_texts to name
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise InvalidInput(f"invalid request: the body is not valid JSON ({exc})") from None
