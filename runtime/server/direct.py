@@ -1,8 +1,8 @@
 """The inference routes called by the gate itself, around FastAPI's router.
 
-A request through FastAPI's router, dependency solving and response validation cost the event loop
-about a third of its CPU per single-text request, and on a small machine the loop shares the cores
-with the model's workers (docs/serving.md, "Performance"). The routes stay FastAPI routes (OpenAPI,
+FastAPI's router, dependency solving and response handling were the largest part of the event loop's
+CPU per single-text request, and on a small machine the loop shares the cores with the model's
+workers (figures: docs/serving.md, "Performance"). The routes stay FastAPI routes (OpenAPI,
 /docs, other methods); for a POST to one of them the gate calls the same endpoint function here: the
 JSON body validated by the route's pydantic model, the returned model serialized by pydantic, errors
 answered as the app's exception handlers answer them.
