@@ -153,7 +153,8 @@ def create_app(state: ServerState) -> FastAPI:
     @app.exception_handler(ApiError)
     @app.exception_handler(RequestValidationError)
     @app.exception_handler(StarletteHTTPException)
-    async def route_error(request: Request, exc: Exception) -> Response:
+    async def route_error(request: Request, exc: ApiError | RequestValidationError | StarletteHTTPException
+                          ) -> Response:
         return answer_error(request, exc)
 
     app.add_middleware(Gate, state=state)
