@@ -13,6 +13,8 @@ and turns every run-time scale into a constant:
   `DynamicQuantizeLinear`; unfused, the Cast and Mul cost about as much as the integer GEMM.
 
 A row's quantized values then depend on that row alone, so its result is the same in any batch.
+Last, each QAttention is split into its three int8 projections and the ONNX `Attention` op, whose
+CPU kernel is faster (`export/attention_split.py`).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from onnxpress.export import quantize as q
+from onnxpress.export.attention_split import split_quantized_attention
 
 MASK_INPUT = "attention_mask"
 
@@ -163,6 +166,7 @@ def quantize_int8_frozen(
     frozen = freeze_dynamic_quantization(model.graph, ranges)
     if not any(d.domain == "com.microsoft" for d in model.opset_import):
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    split = split_quantized_attention(model)
     onnx.save(model, str(dst))
     return {
         **method,
@@ -175,4 +179,6 @@ def quantize_int8_frozen(
         "calibration_batches": len(feeds),
         "frozen_activation_scales": frozen,
         "matmul_integer_to_float": fused,
+        "attention": "int8 Q/K/V projections + ONNX Attention (opset 23)" if split else "QAttention",
+        "split_attention_nodes": split,
     }

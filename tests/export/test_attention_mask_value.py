@@ -12,7 +12,7 @@ from onnxpress.export.optimize import ATTENTION_OPS, MASK_FILTER_VALUE
 ATTENTION = ATTENTION_OPS + ("QAttention",)  # quantization turns Attention into QAttention
 
 
-@pytest.mark.parametrize("file_name", ["model.onnx", "model.int8.onnx", "model.int8-dynamic.onnx"])
+@pytest.mark.parametrize("file_name", ["model.onnx", "model.int8-dynamic.onnx"])
 def test_every_attention_node_masks_with_the_finite_value(artifact, file_name):
     out, _ = artifact
     model = onnx.load(str(out / file_name), load_external_data=False)
@@ -20,6 +20,17 @@ def test_every_attention_node_masks_with_the_finite_value(artifact, file_name):
     assert attention, f"{file_name} has no fused attention"
     values = [a.f for node in attention for a in node.attribute if a.name == "mask_filter_value"]
     assert values == [MASK_FILTER_VALUE] * len(attention)
+
+
+def test_the_split_int8_attention_masks_with_the_finite_value(artifact):
+    """int8's ONNX Attention nodes share one additive mask: 0 for real keys, the finite value for padding."""
+    out, _ = artifact
+    model = onnx.load(str(out / "model.int8.onnx"), load_external_data=False)
+    attention = [n for n in model.graph.node if n.op_type == "Attention" and n.domain in ("", "ai.onnx")]
+    assert attention and len({n.input[3] for n in attention}) == 1
+    where = next(n for n in model.graph.node if n.op_type == "Where")
+    constants = {i.name: float(onnx.numpy_helper.to_array(i)) for i in model.graph.initializer if not i.dims}
+    assert (constants[where.input[1]], constants[where.input[2]]) == (0.0, MASK_FILTER_VALUE)
 
 
 def test_the_manifest_records_the_mask_value(artifact):

@@ -97,9 +97,11 @@ def test_quantized_and_fp16_structure(artifact):
     dynamic_ops = count_ops(out / "model.int8-dynamic.onnx")
     assert dynamic_ops["QAttention"] == 2 and dynamic_ops["MatMulInteger"] > 0
     assert m.variants["int8-dynamic"].method["quantization"]["quantized_weight_nodes"] > 0
-    # the CPU default is static (batch-invariant): the dynamic graph with frozen activation scales
+    # the CPU default is static (batch-invariant): the dynamic graph with frozen activation scales,
+    # its attention split into int8 projections and the ONNX Attention op
     frozen_ops = count_ops(out / "model.int8.onnx")
-    assert frozen_ops["QAttention"] == 2 and frozen_ops["MatMulIntegerToFloat"] > 0
+    assert frozen_ops["QAttention"] == 0 and frozen_ops["Attention"] == 2 and frozen_ops["MatMulIntegerToFloat"] > 0
+    assert m.variants["int8"].opset == 23 and m.variants["int8"].method["split_attention_nodes"] == 2
     assert frozen_ops["QuantizeLinear"] > 0 and frozen_ops["DynamicQuantizeLinear"] == 0
     qdq_ops = count_ops(out / "model.int8-static.onnx")
     assert qdq_ops["QuantizeLinear"] > 0 and qdq_ops["DequantizeLinear"] > 0

@@ -5,17 +5,18 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import helper
+from onnx import helper, numpy_helper
 from tokenizers import Tokenizer
 
 from export_fixtures import synthetic_texts
+from onnxpress.export.attention_split import ATTENTION_OPSET, split_quantized_attention
 from onnxpress.export.frozen_scales import (
     activation_ranges,
     freeze_dynamic_quantization,
     fuse_integer_matmuls,
     uint8_qparams,
 )
-from onnxpress.export.optimize import count_ops
+from onnxpress.export.optimize import MASK_FILTER_VALUE, count_ops
 
 
 def session(model: onnx.ModelProto | str) -> ort.InferenceSession:
@@ -97,3 +98,51 @@ def test_frozen_graph_is_batch_invariant_and_dynamic_is_not(graphs):
 
     assert max_batch_effect(session(frozen)) < 1e-4
     assert max_batch_effect(session(dynamic)) > 1e-3
+
+
+def frozen_graph(graphs) -> onnx.ModelProto:
+    _, dynamic, ranges = graphs
+    frozen = onnx.ModelProto()
+    frozen.CopyFrom(dynamic)
+    fuse_integer_matmuls(frozen.graph)
+    freeze_dynamic_quantization(frozen.graph, ranges)
+    return frozen
+
+
+def test_split_attention_keeps_the_outputs_padded_or_not(graphs):
+    out = graphs[0]
+    fused = frozen_graph(graphs)
+    split = onnx.ModelProto()
+    split.CopyFrom(fused)
+    layers = count_ops(fused)["QAttention"]
+    assert split_quantized_attention(split) == layers > 0
+    ops = count_ops(split)
+    assert ops["QAttention"] == 0 and ops["Attention"] == layers
+    assert ops["MatMulIntegerToFloat"] == count_ops(fused)["MatMulIntegerToFloat"] + 3 * layers
+    assert {o.domain: o.version for o in split.opset_import}[""] == ATTENTION_OPSET
+    onnx.checker.check_model(split)
+    texts = synthetic_texts(12, seed=13)[0] + ["computer " * 28]  # pads every other row
+    for batch in (texts, texts[:1]):
+        feeds = feeds_for(out, batch)
+        np.testing.assert_allclose(session(split).run(["logits"], feeds)[0],
+                                   session(fused).run(["logits"], feeds)[0], atol=1e-5)
+
+
+def test_split_attention_masks_padding_with_the_nodes_fill_value(graphs):
+    split = frozen_graph(graphs)
+    fill = {helper.get_attribute_value(a) for n in split.graph.node if n.op_type == "QAttention"
+            for a in n.attribute if a.name == "mask_filter_value"}
+    split_quantized_attention(split)
+    where = [n for n in split.graph.node if n.op_type == "Where"]
+    constants = {i.name: float(numpy_helper.to_array(i)) for i in split.graph.initializer if not i.dims}
+    assert len(where) == 1 and fill == {MASK_FILTER_VALUE}  # one mask, shared by every layer
+    assert constants[where[0].input[1]] == 0.0 and constants[where[0].input[2]] == MASK_FILTER_VALUE
+
+
+def test_attention_it_cannot_split_is_left_alone(graphs):
+    model = frozen_graph(graphs)
+    node = next(n for n in model.graph.node if n.op_type == "QAttention")
+    node.attribute.append(helper.make_attribute("unidirectional", 1))  # causal: not a padding mask
+    before = count_ops(model)["QAttention"]
+    assert split_quantized_attention(model) == before - 1
+    assert count_ops(model)["QAttention"] == 1
