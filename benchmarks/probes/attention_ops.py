@@ -1,0 +1,93 @@
+"""The attention core alone in ONNX Runtime's op forms, on the same random q, k, v (one thread).
+
+    python -m onnxpress.benchmarks.probes.attention_ops [--batch 10] [--length 50] [--padded-rows 5]
+        [--pad 40] [--rounds 5]
+
+Forms: com.microsoft MultiHeadAttention with a key padding mask (what QAttention runs after its
+projections) and without one; the ONNX `Attention` op (opset 23) with a boolean mask, with an
+additive float mask (0 / -40, what `export/attention_split.py` builds) and without a mask.
+`--padded-rows` rows of the batch have their last `--pad` positions masked. Prints the median ms
+per call and each masked form's largest difference from MultiHeadAttention on the real positions.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+HIDDEN, HEADS = 384, 12  # MiniLM-L6
+
+
+def build(nodes_inputs: tuple, opset: int, batch: int, length: int, mask_type: int | None, mask_shape: list | None):
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    op, inputs, attrs, domain = nodes_inputs
+    tensors = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [batch, length, HIDDEN]) for n in "qkv"]
+    if mask_type is not None:
+        tensors.append(helper.make_tensor_value_info("mask", mask_type, mask_shape))
+    out = helper.make_tensor_value_info("out", TensorProto.FLOAT, [batch, length, HIDDEN])
+    graph = helper.make_graph([helper.make_node(op, inputs, ["out"], domain=domain, **attrs)], "attention", tensors, [out])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid("com.microsoft", 1)],
+                              ir_version=10)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def main() -> None:
+    from onnx import TensorProto
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=10)
+    ap.add_argument("--length", type=int, default=50)
+    ap.add_argument("--padded-rows", type=int, default=5)
+    ap.add_argument("--pad", type=int, default=40)
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args()
+    b, s = args.batch, args.length
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal((b, s, HIDDEN), dtype=np.float32) for _ in range(3))
+    lengths = np.full(b, s)
+    lengths[b - args.padded_rows:] = max(1, s - args.pad)
+    keys = np.arange(s)[None, :] < lengths[:, None]  # [B, S] real keys
+    square = np.broadcast_to(keys[:, None, None, :], (b, 1, s, s))  # ORT wants the query axis spelled out
+    mha = ("MultiHeadAttention", dict(num_heads=HEADS, mask_filter_value=-40.0), "com.microsoft")
+    onnx_attention = ("Attention", dict(q_num_heads=HEADS, kv_num_heads=HEADS), "")
+    forms = {
+        "MultiHeadAttention, key padding mask": (mha, ["q", "k", "v", "", "mask"], 17, TensorProto.INT32, [b, s],
+                                                 keys.astype(np.int32)),
+        "MultiHeadAttention, no mask": (mha, ["q", "k", "v"], 17, None, None, None),
+        "ONNX Attention, bool mask": (onnx_attention, ["q", "k", "v", "mask"], 23, TensorProto.BOOL, [b, 1, s, s],
+                                      square.copy()),
+        "ONNX Attention, additive mask (0 / -40)": (onnx_attention, ["q", "k", "v", "mask"], 23, TensorProto.FLOAT,
+                                                    [b, 1, s, s], np.where(square, 0.0, -40.0).astype(np.float32)),
+        "ONNX Attention, no mask": (onnx_attention, ["q", "k", "v"], 23, None, None, None),
+    }
+    sessions, feeds = {}, {}
+    for name, ((op, attrs, domain), inputs, opset, mask_type, mask_shape, mask) in forms.items():
+        sessions[name] = build((op, inputs, attrs, domain), opset, b, s, mask_type, mask_shape)
+        feeds[name] = {"q": q, "k": k, "v": v, **({"mask": mask} if mask is not None else {})}
+    times: dict[str, list[float]] = {name: [] for name in forms}
+    outputs = {}
+    for _ in range(args.rounds):
+        for name, session in sessions.items():
+            outputs[name] = session.run(None, feeds[name])[0]
+            calls, start = 0, time.perf_counter()
+            while time.perf_counter() - start < 0.3:
+                session.run(None, feeds[name])
+                calls += 1
+            times[name].append((time.perf_counter() - start) / calls * 1e3)
+    reference = outputs["MultiHeadAttention, key padding mask"]
+    real = keys  # compare real query positions only (padded ones are never read)
+    print(f"batch {b} x length {s}, {args.padded_rows} rows with {args.pad} padded positions, 1 thread")
+    for name in forms:
+        masked = forms[name][3] is not None
+        diff = f"{np.abs(outputs[name] - reference)[real].max():.1e}" if masked else "-"
+        print(f"| {name} | {statistics.median(times[name]):.3f} ms | max diff {diff} |")
+
+
+if __name__ == "__main__":
+    main()
