@@ -36,7 +36,8 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 access_log = logging.getLogger("onnxpress.access")
 # ids the server makes: 32 hex digits, a random half per process and a counter (a uuid4 per request
 # costs the event loop a getrandom system call)
-_request_ids = (f"{uuid.uuid4().hex[:16]}{n:016x}" for n in itertools.count())
+_PROCESS_ID = uuid.uuid4().hex[:16]
+_request_ids = (f"{_PROCESS_ID}{n:016x}" for n in itertools.count())
 
 
 class Gate:

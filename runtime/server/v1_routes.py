@@ -67,8 +67,11 @@ async def classify(request: Request, body: ClassifyRequest) -> ClassifyResponse:
     state, served, texts, start = _begin(request, "classifier", body.model, body.texts)
     probs = await served.run(texts, state.settings.request_timeout_s)
     labels = served.model.labels
-    results = [LabelScore(label=labels[int(row.argmax())], score=float(row.max()),
-                          probabilities={lab: float(p) for lab, p in zip(labels, row)}) for row in probs]
+    results = []
+    for row in probs.tolist():  # plain floats: per-row numpy calls cost the event loop more than the rest
+        best = max(range(len(row)), key=row.__getitem__)
+        results.append(LabelScore.model_construct(label=labels[best], score=row[best],
+                                                  probabilities=dict(zip(labels, row))))
     state.observe_success(served.name, time.perf_counter() - start)
     return ClassifyResponse(model=served.name, results=results)
 

@@ -95,7 +95,11 @@ def test_request_ids_are_kept_or_made(server):
     _, headers, _ = client.request("GET", "/v2/health/live", headers={"X-Request-ID": "abc-123"})
     assert headers["x-request-id"] == "abc-123"
     _, headers, _ = client.request("GET", "/v2/health/live", headers={"X-Request-ID": "bad id\twith junk"})
-    assert len(headers["x-request-id"]) == 32
+    made = headers["x-request-id"]
+    _, headers, _ = client.request("GET", "/v2/health/live")
+    again = headers["x-request-id"]
+    # 32 hex digits: the server process's random half, then a counter
+    assert len(made) == len(again) == 32 and made[:16] == again[:16] and int(again[16:], 16) > int(made[16:], 16)
     status, _, _ = client.request("POST", "/v1/classify", {"texts": TEXTS[:1]}, headers={"X-Request-ID": "log-me"})
     assert status == 200
     time.sleep(0.2)  # the access log line follows the response
