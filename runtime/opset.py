@@ -26,21 +26,30 @@ def max_supported_opset() -> int:
     return max(s.since_version for s in C.get_all_operator_schema() if s.domain in ("", "ai.onnx"))
 
 
-def check_opset(opset: int | None, artifact_ort: str | None = None) -> None:
-    """Refuse a model whose opset the installed onnxruntime does not implement."""
-    if not opset:
-        return
+def implemented_opset(needed: int = 0) -> int:
+    """Highest ai.onnx opset the installed onnxruntime implements, as far as it matters for `needed`
+    (ORT's schema registry is asked only when the table cannot answer for that opset)."""
     version = ort_version()
     known = MAX_OPSET.get(version)
     if known is None and version > max(MAX_OPSET):
         known = MAX_OPSET[max(MAX_OPSET)]  # newer releases implement at least this much
-        if int(opset) > known:
+        if needed > known:
             known = max_supported_opset()
-    if known is None:
-        known = 17  # older than the table: be conservative
-    if int(opset) > known:
-        built = f" (the artifact was validated with onnxruntime {artifact_ort})" if artifact_ort else ""
-        raise UserError(
-            f"the model uses ONNX opset {opset} but onnxruntime {'.'.join(map(str, version))} "
-            f"implements opsets up to {known}{built}; upgrade onnxruntime or re-export with a lower opset"
-        )
+    return 17 if known is None else known  # older than the table: be conservative
+
+
+def runs_opset(opset: int | None) -> bool:
+    """Whether the installed onnxruntime implements `opset` (None or 0: unknown, assumed yes)."""
+    return not opset or int(opset) <= implemented_opset(int(opset))
+
+
+def check_opset(opset: int | None, artifact_ort: str | None = None) -> None:
+    """Refuse a model whose opset the installed onnxruntime does not implement."""
+    if runs_opset(opset):
+        return
+    built = f" (the artifact was validated with onnxruntime {artifact_ort})" if artifact_ort else ""
+    raise UserError(
+        f"the model uses ONNX opset {opset} but onnxruntime {'.'.join(map(str, ort_version()))} "
+        f"implements opsets up to {implemented_opset(int(opset))}{built}; upgrade onnxruntime "
+        "or choose a variant with a lower opset"
+    )

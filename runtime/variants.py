@@ -12,6 +12,7 @@ from __future__ import annotations
 from onnxpress.errors import UserError
 from onnxpress.runtime.artifact import Artifact, Variant
 from onnxpress.runtime.devices import Accelerators, check_device
+from onnxpress.runtime.opset import runs_opset
 
 PRECISION_PREFERENCE = {
     "cpu": ("int8", "fp32", "fp16"),
@@ -28,10 +29,10 @@ def runs_on(variant: Variant, device: str) -> bool:
 
 
 def candidates(artifact: Artifact, device: str) -> list[str]:
-    """Servable variants meant for `device`, best first."""
+    """Servable variants meant for `device` whose opset the installed onnxruntime implements, best first."""
     variants = artifact.manifest.variants
     order = PRECISION_PREFERENCE[device]
-    names = [n for n, v in variants.items() if v.servable and runs_on(v, device)]
+    names = [n for n, v in variants.items() if v.servable and runs_on(v, device) and runs_opset(v.opset)]
 
     def rank(item: tuple[int, str]) -> tuple[int, int, int]:
         position, name = item
@@ -74,5 +75,8 @@ def choose(artifact: Artifact, variant: str, device: str, acc: Accelerators) -> 
     if not servable:
         raise UserError(f"artifact {artifact.root} has no servable variant (all were rejected at export)")
     wanted = device if device != "auto" else "this machine (cpu)"
+    too_new = [n for n in servable if not runs_opset(artifact.manifest.variants[n].opset)]
+    why = (f"; {', '.join(too_new)} need(s) a newer onnxruntime (ONNX opset "
+           f"{max(artifact.manifest.variants[n].opset or 0 for n in too_new)})" if too_new else "")
     raise UserError(f"no servable variant of {artifact.root} runs on {wanted}; servable: "
-                    + ", ".join(f"{n} ({'/'.join(artifact.manifest.variants[n].devices)})" for n in servable))
+                    + ", ".join(f"{n} ({'/'.join(artifact.manifest.variants[n].devices)})" for n in servable) + why)

@@ -166,6 +166,18 @@ def test_manifest_problems_refused(artifact_copy, tmp_path):
         Classifier.load(artifact_copy)
 
 
+def test_auto_skips_a_variant_this_onnxruntime_cannot_run(artifact_copy):
+    """An older onnxruntime than the default variant needs: auto falls back, the explicit choice says why."""
+    _edit_manifest(artifact_copy, lambda d: d["variants"]["int8"].update(opset=99))
+    clf = Classifier.load(artifact_copy)
+    assert clf.variant != "int8" and clf.predict(["the team wins"])[0].label
+    with pytest.raises(UserError, match="opset 99.*upgrade onnxruntime or choose a variant"):
+        Classifier.load(artifact_copy, variant="int8")
+    _edit_manifest(artifact_copy, lambda d: [v.update(opset=99) for v in d["variants"].values()])
+    with pytest.raises(UserError, match="need\\(s\\) a newer onnxruntime \\(ONNX opset 99\\)"):
+        Classifier.load(artifact_copy)
+
+
 @cpu_machine_only
 def test_cuda_without_gpu_is_a_clear_error(artifact_dir, capfd):
     with pytest.raises(UserError, match="device 'cuda' requested but"):
