@@ -3,15 +3,16 @@
 QAttention (the fused attention of a dynamically quantized BERT) computes the three projections
 as one int8 GEMM and then the attention core in fp32, one small GEMM pair per (row, head). Since
 ONNX Runtime 1.23 the CPU provider also implements the standard `Attention` op (opset 23), whose
-core is faster on the same inputs. So each QAttention becomes
+core is faster on the same inputs (measured with 1.31). So each QAttention becomes
 
     MatMulIntegerToFloat(x, W_q) / (x, W_k) / (x, W_v)  ->  Attention(q, k, v, mask)
 
 with the weights, scales, zero points and bias split by columns (three GEMMs read the same
 quantized input; one GEMM and a `Split` cost more than that). The padding mask becomes one additive
 float mask [batch, 1, sequence, sequence] built once and shared: 0 where a key is a real token,
-the node's `mask_filter_value` where it is padding. A finite value matters: with a boolean mask the
-kernel fills padding with the float minimum and padded runs get about 20% slower (denormals).
+the node's `mask_filter_value` where it is padding. A finite value matters: with a boolean mask a
+run with padded rows took about 20% longer, the slowdown a float-minimum fill gave QAttention
+(denormals in the softmax; `export/optimize.py`, MASK_FILTER_VALUE).
 The outputs are the same as QAttention's (measured: bit-identical on the AG News test set);
 figures in benchmarks/README.md ("Attention as the ONNX op").
 """
