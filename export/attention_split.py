@@ -30,7 +30,7 @@ _SUPPORTED_ATTRIBUTES = {"num_heads", "mask_filter_value"}
 def split_quantized_attention(model: onnx.ModelProto) -> int:
     """Rewrite every QAttention of `model` (in place) that has a 2-D mask, no past state and no
     attribute besides `num_heads` and `mask_filter_value`; returns how many were rewritten and
-    raises the default-domain opset to ATTENTION_OPSET when any was."""
+    raises the default-domain opset to ATTENTION_OPSET (and the IR version to match) when any was."""
     graph = model.graph
     initializers = {init.name: init for init in graph.initializer}
     ranks = _tensor_ranks(model)
@@ -79,6 +79,8 @@ def split_quantized_attention(model: onnx.ModelProto) -> int:
         for opset in model.opset_import:
             if opset.domain in ("", "ai.onnx"):
                 opset.version = max(opset.version, ATTENTION_OPSET)
+        model.ir_version = max(model.ir_version, helper.find_min_ir_version_for(
+            list(model.opset_import), ignore_unknown=True))  # opset 23 comes with IR version 11
     return split
 
 
