@@ -37,7 +37,7 @@ def build(nodes_inputs: tuple, opset: int, batch: int, length: int, mask_type: i
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     from onnx import TensorProto
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -46,7 +46,8 @@ def main() -> None:
     ap.add_argument("--padded-rows", type=int, default=5)
     ap.add_argument("--pad", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=5)
-    args = ap.parse_args()
+    ap.add_argument("--seconds", type=float, default=0.3, help="timing per form and round")
+    args = ap.parse_args(argv)
     b, s = args.batch, args.length
     rng = np.random.default_rng(0)
     q, k, v = (rng.standard_normal((b, s, HIDDEN), dtype=np.float32) for _ in range(3))
@@ -76,7 +77,7 @@ def main() -> None:
         for name, session in sessions.items():
             outputs[name] = session.run(None, feeds[name])[0]
             calls, start = 0, time.perf_counter()
-            while time.perf_counter() - start < 0.3:
+            while time.perf_counter() - start < args.seconds:
                 session.run(None, feeds[name])
                 calls += 1
             times[name].append((time.perf_counter() - start) / calls * 1e3)
@@ -87,7 +88,8 @@ def main() -> None:
         masked = forms[name][3] is not None
         diff = f"{np.abs(outputs[name] - reference)[real].max():.1e}" if masked else "-"
         print(f"| {name} | {statistics.median(times[name]):.3f} ms | max diff {diff} |")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
