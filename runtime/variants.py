@@ -9,6 +9,8 @@ servable variant.
 """
 from __future__ import annotations
 
+import logging
+
 from onnxpress.errors import UserError
 from onnxpress.runtime.artifact import Artifact, Variant
 from onnxpress.runtime.devices import Accelerators, check_device
@@ -20,6 +22,7 @@ PRECISION_PREFERENCE = {
     "tensorrt": ("int8", "fp16", "fp32"),
 }
 AUTO_DEVICE_ORDER = ("tensorrt", "cuda", "cpu")
+log = logging.getLogger("onnxpress.runtime")
 
 
 def runs_on(variant: Variant, device: str) -> bool:
@@ -28,11 +31,11 @@ def runs_on(variant: Variant, device: str) -> bool:
         device == "tensorrt" and "cuda" in variant.devices and variant.precision in ("fp16", "fp32"))
 
 
-def candidates(artifact: Artifact, device: str) -> list[str]:
-    """Servable variants meant for `device` whose opset the installed onnxruntime implements, best first."""
+def ranked(artifact: Artifact, device: str) -> list[str]:
+    """Servable variants meant for `device`, best first."""
     variants = artifact.manifest.variants
     order = PRECISION_PREFERENCE[device]
-    names = [n for n, v in variants.items() if v.servable and runs_on(v, device) and runs_opset(v.opset)]
+    names = [n for n, v in variants.items() if v.servable and runs_on(v, device)]
 
     def rank(item: tuple[int, str]) -> tuple[int, int, int]:
         position, name = item
@@ -41,6 +44,11 @@ def candidates(artifact: Artifact, device: str) -> list[str]:
         return pref, 0 if name == precision else 1, position
 
     return [name for _, name in sorted(enumerate(names), key=rank)]
+
+
+def candidates(artifact: Artifact, device: str) -> list[str]:
+    """`ranked`, less the variants whose opset the installed onnxruntime does not implement."""
+    return [n for n in ranked(artifact, device) if runs_opset(artifact.manifest.variants[n].opset)]
 
 
 def choose(artifact: Artifact, variant: str, device: str, acc: Accelerators) -> tuple[str, str]:
@@ -70,13 +78,26 @@ def choose(artifact: Artifact, variant: str, device: str, acc: Accelerators) -> 
         if acc.usable(dev):
             names = candidates(artifact, dev)
             if names:
+                _warn_if_passed_over(artifact, dev, names[0])
                 return names[0], dev
     servable = artifact.servable_variants()
     if not servable:
         raise UserError(f"artifact {artifact.root} has no servable variant (all were rejected at export)")
     wanted = device if device != "auto" else "this machine (cpu)"
     too_new = [n for n in servable if not runs_opset(artifact.manifest.variants[n].opset)]
-    why = (f"; {', '.join(too_new)} need(s) a newer onnxruntime (ONNX opset "
-           f"{max(artifact.manifest.variants[n].opset or 0 for n in too_new)})" if too_new else "")
     raise UserError(f"no servable variant of {artifact.root} runs on {wanted}; servable: "
-                    + ", ".join(f"{n} ({'/'.join(artifact.manifest.variants[n].devices)})" for n in servable) + why)
+                    + ", ".join(f"{n} ({'/'.join(artifact.manifest.variants[n].devices)})" for n in servable)
+                    + (f"; {_needs_newer(artifact, too_new)}" if too_new else ""))
+
+
+def _warn_if_passed_over(artifact: Artifact, device: str, chosen: str) -> None:
+    """Log the variants ranked above `chosen` that the installed onnxruntime is too old to run."""
+    better = ranked(artifact, device)
+    skipped = better[:better.index(chosen)]
+    if skipped:
+        log.warning("%s: %s; running %s instead", artifact.root, _needs_newer(artifact, skipped), chosen)
+
+
+def _needs_newer(artifact: Artifact, names: list[str]) -> str:
+    opset = max(artifact.manifest.variants[n].opset or 0 for n in names)
+    return f"{', '.join(names)} {'needs' if len(names) == 1 else 'need'} a newer onnxruntime (ONNX opset {opset})"
