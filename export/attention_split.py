@@ -42,15 +42,14 @@ def split_quantized_attention(model: onnx.ModelProto) -> int:
         x, weight, bias, x_scale, w_scale, mask, x_zero, w_zero, past = inputs[:9]
         attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         if (node.op_type != "QAttention" or node.domain != "com.microsoft" or past or len(node.output) > 1
-                or set(attributes) - _SUPPORTED_ATTRIBUTES or weight not in initializers
-                or (mask and ranks.get(mask) != 2)):
+                or set(attributes) - _SUPPORTED_ATTRIBUTES or (mask and ranks.get(mask) != 2)):
             nodes.append(node)
             continue
         heads = int(attributes["num_heads"])
         fill = float(attributes.get("mask_filter_value", ORT_DEFAULT_MASK_FILTER_VALUE))
         parts = {name: _column_thirds(initializers[name]) if name in initializers else None
                  for name in (weight, bias, w_scale, w_zero) if name}
-        if any(p is None for p in parts.values()):  # a run-time scale or bias: leave the node
+        if any(p is None for p in parts.values()):  # a run-time weight, scale or bias: leave the node
             nodes.append(node)
             continue
         if mask and (mask, fill) not in masks:

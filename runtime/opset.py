@@ -1,6 +1,8 @@
 """Refuse a model whose ONNX opset the installed onnxruntime does not implement."""
 from __future__ import annotations
 
+import functools
+
 from onnxpress.errors import UserError
 
 # Highest ai.onnx opset each onnxruntime minor release implements (ORT's Versioning.md).
@@ -19,6 +21,7 @@ def ort_version() -> tuple[int, int]:
     return int(major), int(minor)
 
 
+@functools.cache  # the installed onnxruntime does not change under a running process
 def max_supported_opset() -> int:
     """Highest ai.onnx opset the installed onnxruntime knows (from its schema registry)."""
     from onnxruntime.capi import _pybind_state as C
