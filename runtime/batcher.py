@@ -24,6 +24,7 @@ figures (`BatchStats` keeps totals; the server exports them to Prometheus).
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -37,6 +38,7 @@ from onnxpress.runtime.row_pool import Pending, RowPool
 from onnxpress.runtime.text_tokenizer import check_texts
 
 POOL_BATCHES = 2  # a classifier's pool takes requests up to this many max_batch_size of rows
+log = logging.getLogger("onnxpress.runtime")
 
 
 class BatcherError(Exception):
@@ -127,14 +129,14 @@ class _Request:
 
 class _ClassifierWork:
     """Rows through `encode` + `infer`, runs picked one at a time from a `RowPool` shared by the
-    workers, one per parallel run of the classifier (`Classifier.runs`)."""
+    workers, one per parallel run of the classifier (`Classifier.runs`). The pool is guarded by
+    the batcher's lock, like the queue, so the queue depth counts each request once."""
 
     def __init__(self, classifier: Any):
         self.model = classifier
         self.budget = classifier.budget
         self.pool = RowPool(classifier.budget, len(classifier.labels))
         self.workers = getattr(getattr(classifier, "runs", None), "workers", 1)
-        self.lock = threading.Lock()  # the pool and its owners' progress
 
     def key(self, options: dict[str, Any]) -> tuple:
         if options:
@@ -164,11 +166,9 @@ class _TranslatorWork:
     def empty(self, key: tuple) -> Any:
         return []
 
-    def run(self, texts: list[str], key: tuple, observer: BatchObserver) -> Sequence[Any]:
+    def run(self, texts: list[str], key: tuple, on_batch: Callable[[int, int], None]) -> Sequence[Any]:
         beam, attention = key
-        for start in range(0, len(texts), self.budget.max_batch_size):
-            observer.executed(min(self.budget.max_batch_size, len(texts) - start), None)
-        return self.model.translate(texts, beam_size=beam, return_attention=attention)
+        return self.model.translate(texts, beam_size=beam, return_attention=attention, on_batch=on_batch)
 
 
 def _work_for(model: Any) -> _ClassifierWork | _TranslatorWork:
@@ -193,13 +193,16 @@ class Batcher:
         self.observer: BatchObserver = observer or BatchStats()
         self.name = name
         self._work = _work_for(model)
-        self._queue: deque[_Request] = deque()
+        # One lock guards the queue, a classifier's pool and the counters below; futures are
+        # settled after it is released (`_settle`), so a caller's done-callback never runs under it.
         self._cond = threading.Condition()
+        self._queue: deque[_Request] = deque()
+        self._failing: list[tuple[_Request, BaseException]] = []  # to settle once the lock is released
         self._closed = False
         self._discard = False  # close(drain=False): fail what has not started
         self._active = 0  # workers holding requests taken from the queue
         self._tokenizing = 0  # requests taken from the queue, not yet in the pool
-        self._pooled = 0  # requests in a classifier's pool that have not started
+        self._pooled = 0  # requests in a classifier's pool none of whose rows has started
         if isinstance(self._work, _ClassifierWork):
             step, workers = self._pool_step, self._work.workers
         else:
@@ -220,22 +223,22 @@ class Batcher:
         texts = check_texts(texts)
         key = self._work.key(options)
         future: Future = Future()
-        if not texts:
-            future.set_running_or_notify_cancel()
-            future.set_result(self._work.empty(key))
-            return future
         now = time.monotonic()
         timeout = timeout_s if timeout_s is not None else self.config.timeout_s
         request = _Request(texts, key, future, now, now + timeout if timeout is not None else None)
         with self._cond:
             if self._closed:
                 raise Closed(f"{self.name} is shutting down")
-            waiting = self.queue_depth
-            if waiting >= self.config.max_queue_size:
-                raise Overloaded(f"{self.name}: {waiting} requests queued (limit "
-                                 f"{self.config.max_queue_size}); retry later")
-            self._queue.append(request)
-            self._cond.notify()
+            if texts:
+                waiting = self.queue_depth
+                if waiting >= self.config.max_queue_size:
+                    raise Overloaded(f"{self.name}: {waiting} requests queued (limit "
+                                     f"{self.config.max_queue_size}); retry later")
+                self._queue.append(request)
+                self._cond.notify()
+        if not texts:
+            future.set_running_or_notify_cancel()
+            future.set_result(self._work.empty(key))
         return future
 
     @property
@@ -258,6 +261,7 @@ class Batcher:
                 while self._queue:
                     self._fail(self._queue.popleft(), Closed(f"{self.name} closed before computing this request"))
             self._cond.notify_all()
+        self._settle()
         for thread in self._threads:
             thread.join(timeout)
 
@@ -269,8 +273,20 @@ class Batcher:
 
     # -- worker ------------------------------------------------------------------
     def _loop(self, step: Callable[[], bool]) -> None:
-        while step():
-            pass
+        while True:
+            try:
+                if not step():
+                    return
+            except Exception as exc:  # noqa: BLE001 - a bug in the batcher itself: fail what it holds, live on
+                log.exception("%s: batcher worker step failed", self.name)
+                self._fail_pool(exc)
+
+    def _observe(self, event: str, *args: Any) -> None:
+        """Call the observer; an observer that raises is logged, never allowed to stop a worker."""
+        try:
+            getattr(self.observer, event)(*args)
+        except Exception:  # noqa: BLE001 - metrics must not break inference
+            log.exception("%s: batch observer failed in %s", self.name, event)
 
     def _group_step(self) -> bool:
         """A translator's step: one merged group of requests with the same key."""
@@ -297,18 +313,21 @@ class Batcher:
             taken = self._take((), room) if room > 0 else []
             self._tokenizing += len(taken)
             self._active += 1
+        self._settle()
         start = time.monotonic()
-        picked = None
         try:
-            try:
-                if taken:
+            encoded = None
+            if taken:
+                try:
                     encoded = work.model.encode([t for request in taken for t in request.texts])
-                    with work.lock:
-                        pool.add(taken, encoded)
-            except BaseException as exc:  # noqa: BLE001 - the callers get the failure, the worker lives on
-                for request in taken:
-                    request.future.set_exception(exc)
-            with work.lock:
+                except BaseException as exc:  # noqa: BLE001 - the callers get the failure, the worker lives on
+                    for request in taken:
+                        request.future.set_exception(exc)
+            picked = None
+            with self._cond:
+                self._tokenizing -= len(taken)
+                if encoded is not None:
+                    pool.add(taken, encoded)
                 pool.drop(lambda owner: owner.failed or self._expired(owner))
                 if len(pool):
                     picked = pool.next_run()
@@ -316,12 +335,10 @@ class Batcher:
                     starting = [owner for owner in owners if not owner.started]
                     for owner in starting:
                         owner.started = True
-                pooled, left = pool.waiting, len(pool)
-            with self._cond:
-                self._tokenizing -= len(taken)
-                self._pooled = pooled
-                if left:
+                if len(pool):
                     self._cond.notify()  # rows left over: an idle worker can pick the next run at once
+                self._pooled = pool.waiting
+            self._settle()
             if picked is not None:
                 self._run_one(*picked, owners, starting, start)
         finally:
@@ -335,36 +352,50 @@ class Batcher:
         before) and answer the requests it completes."""
         work = self._work
         assert isinstance(work, _ClassifierWork)
+        for owner in starting:
+            self._observe("queued", start - owner.request.enqueued)
+        self._observe("executed", batch.size, batch.tokens)
         try:
-            for owner in starting:
-                self.observer.queued(start - owner.request.enqueued)
-            self.observer.executed(batch.size, batch.tokens)
             probs = work.model.infer(encoded)
         except BaseException as exc:  # noqa: BLE001 - the callers get the failure, the worker lives on
-            with work.lock:  # their rows still in the pool are dropped by the next step
+            with self._cond:  # their rows still in the pool are dropped by the next step
                 failing = [owner for owner in owners if not owner.failed]
                 for owner in failing:
                     owner.failed = True
             for owner in failing:
                 owner.request.future.set_exception(exc)
             return
-        with work.lock:
+        with self._cond:
             for (owner, slot), row in zip(targets, probs):
                 owner.probs[slot] = row
                 owner.left -= 1
             done = [owner for owner in owners if owner.left == 0 and not owner.failed]
-        self.observer.computed(time.monotonic() - start, len(done), batch.size)
+        self._observe("computed", time.monotonic() - start, len(done), batch.size)
         for owner in done:
             owner.request.future.set_result(owner.probs)
 
+    def _fail_pool(self, exc: BaseException) -> None:
+        """Fail every request a classifier's pool holds and empty it (after an unexpected error)."""
+        work = self._work
+        if not isinstance(work, _ClassifierWork):
+            return
+        with self._cond:
+            failing = {id(owner): owner for owner in work.pool.owners if not owner.failed}.values()
+            for owner in failing:
+                owner.failed = True
+                self._failing.append((owner.request, exc))
+            work.pool.drop(lambda owner: True)
+            self._pooled = 0
+        self._settle()
+
     def _rows_pooled(self) -> int:
-        """Rows waiting in a classifier's pool (0 for a translator); a hint, read without the pool's lock."""
+        """Rows waiting in a classifier's pool (0 for a translator)."""
         work = self._work
         return len(work.pool) if isinstance(work, _ClassifierWork) else 0
 
     def _expired(self, owner: Pending) -> bool:
-        """Fail (and tell the pool to drop) a request that has not started and is past its deadline
-        or discarded by `close(drain=False)`."""
+        """(Holding the lock) whether a request that has not started must leave the pool: past its
+        deadline, or discarded by `close(drain=False)`; its failure is settled later."""
         if owner.started:
             return False
         request = owner.request
@@ -373,15 +404,25 @@ class Batcher:
             self._fail(request, Closed(f"{self.name} closed before computing this request"))
             return True
         if request.deadline is not None and now >= request.deadline:
-            self._fail(request, DeadlineExceeded(
-                f"{self.name}: queued {now - request.enqueued:.3f} s, past its deadline"))
+            self._fail(request, self._past_deadline(request, now))
             return True
         return False
 
-    @staticmethod
-    def _fail(request: _Request, exc: BatcherError) -> None:
-        if request.future.running() or request.future.set_running_or_notify_cancel():
-            request.future.set_exception(exc)
+    def _past_deadline(self, request: _Request, now: float) -> DeadlineExceeded:
+        return DeadlineExceeded(f"{self.name}: queued {now - request.enqueued:.3f} s, past its deadline")
+
+    def _fail(self, request: _Request, exc: BatcherError) -> None:
+        """(Holding the lock) fail `request` once the lock is released."""
+        self._failing.append((request, exc))
+
+    def _settle(self) -> None:
+        """Set the exceptions `_fail` recorded (called without the lock)."""
+        with self._cond:
+            failing, self._failing = self._failing, []
+        for request, exc in failing:
+            future = request.future
+            if future.running() or future.set_running_or_notify_cancel():
+                future.set_exception(exc)
 
     def _wait_for_company(self) -> bool:
         """(Holding the lock) block for the oldest request, then give others `max_queue_delay_ms`
@@ -404,14 +445,17 @@ class Batcher:
     def _next_group(self) -> list[_Request] | None:
         """Block for the oldest request, give others `max_queue_delay_ms` to join, take a group."""
         limit = self._work.budget.max_batch_size
-        with self._cond:
-            while True:
-                if not self._wait_for_company():
-                    return None
-                group = self._take(self._queue[0].key, limit)
-                if group:
-                    self._active += 1
-                    return group
+        try:
+            with self._cond:
+                while True:
+                    if not self._wait_for_company():
+                        return None
+                    group = self._take(self._queue[0].key, limit)
+                    if group:
+                        self._active += 1
+                        return group
+        finally:
+            self._settle()
 
     def _rows_like(self, key: tuple, limit: int) -> int:
         rows = 0
@@ -423,7 +467,8 @@ class Batcher:
         return rows
 
     def _take(self, key: tuple, limit: int) -> list[_Request]:
-        """Remove and return the FIFO run of requests with `key` up to `limit` rows (the first always).
+        """(Holding the lock) remove and return the FIFO run of requests with `key` up to `limit`
+        rows (the first always).
 
         Expired and cancelled requests are dropped on the way; others stay queued in order.
         """
@@ -437,9 +482,7 @@ class Batcher:
                 kept.append(request)
                 continue
             if request.deadline is not None and now >= request.deadline:
-                if request.future.set_running_or_notify_cancel():
-                    request.future.set_exception(DeadlineExceeded(
-                        f"{self.name}: queued {now - request.enqueued:.3f} s, past its deadline"))
+                self._fail(request, self._past_deadline(request, now))
                 continue
             if not request.future.set_running_or_notify_cancel():
                 continue  # the caller gave up
@@ -451,15 +494,16 @@ class Batcher:
     def _compute(self, group: list[_Request]) -> None:
         start = time.monotonic()
         for request in group:
-            self.observer.queued(start - request.enqueued)
+            self._observe("queued", start - request.enqueued)
         texts = [t for request in group for t in request.texts]
         try:
-            results = self._work.run(texts, group[0].key, self.observer)
+            results = self._work.run(texts, group[0].key,
+                                     lambda rows, tokens: self._observe("executed", rows, tokens))
         except BaseException as exc:  # noqa: BLE001 - the callers get the failure, the worker lives on
             for request in group:
                 request.future.set_exception(exc)
             return
-        self.observer.computed(time.monotonic() - start, len(group), len(texts))
+        self._observe("computed", time.monotonic() - start, len(group), len(texts))
         offset = 0
         for request in group:
             n = len(request.texts)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -229,10 +229,12 @@ class Translator:
         return_attention: bool = False,
         *,
         length_penalty: float | None = None,
+        on_batch: Callable[[int, int], None] | None = None,
     ) -> list[Translation]:
         """Translate `texts` (in input order). beam_size 1 is greedy; None: the artifact's default.
 
-        A blank text gives an empty translation without running the model.
+        A blank text gives an empty translation without running the model. `on_batch(sentences,
+        padded source tokens)` is called for each batch decoded (the batcher's metrics).
         """
         texts = check_texts(texts)
         beam = self.default_beam if beam_size is None else int(beam_size)
@@ -246,7 +248,7 @@ class Translator:
                                      source_tokens=[] if return_attention else None)
         if todo:
             encoded = self.source.encode([texts[i] for i in todo], with_type_ids=False)
-            hyps = self.search(encoded, beam, return_attention, length_penalty)
+            hyps = self.search(encoded, beam, return_attention, length_penalty, on_batch)
             detok = self.target.decode_batch([h.tokens for h in hyps], skip_special_tokens=True)
             for j, (i, hyp, text) in enumerate(zip(todo, hyps, detok)):
                 attention = source_tokens = None
@@ -263,11 +265,15 @@ class Translator:
         return results  # type: ignore[return-value]
 
     def search(self, encoded: Encoded, beam_size: int = 1, return_attention: bool = False,
-               length_penalty: float | None = None) -> list[Hypothesis]:
+               length_penalty: float | None = None,
+               on_batch: Callable[[int, int], None] | None = None) -> list[Hypothesis]:
         """Hypotheses for pre-tokenized sources, in their order (length-bucketed batches)."""
         out: list[Hypothesis | None] = [None] * len(encoded)
         penalty = self.length_penalty if length_penalty is None else float(length_penalty)
         batches = list(self.budget.plan(encoded.lengths))
+        if on_batch is not None:
+            for batch in batches:
+                on_batch(batch.size, batch.tokens)
         decoded = self.runs.map(lambda b: self.search_batch(encoded, b.indices, b.length, beam_size,
                                                             return_attention, penalty), batches)
         for batch, hyps in zip(batches, decoded):

@@ -17,23 +17,27 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from onnxpress import __version__
 from onnxpress.runtime.server import v1_routes, v2_routes
 from onnxpress.runtime.server.direct import direct_route
-from onnxpress.runtime.server.errors import ApiError, json_error
+from onnxpress.runtime.server.errors import ApiError, error_response, json_error
 from onnxpress.runtime.server.metrics import CONTENT_TYPE_LATEST, Metrics
 from onnxpress.runtime.server.settings import ServerSettings
 from onnxpress.runtime.server.shutdown import Lifecycle
-from onnxpress.runtime.server.state import ServerState, answer_error
+from onnxpress.runtime.server.state import ServerState
 
 PAGE = Path(__file__).with_name("page") / "index.html"
 HEALTH = ("/v2/health/live", "/v2/health/ready")
 OPEN = HEALTH + ("/",)  # no bearer token needed: health probes and the static page (it holds no data)
 UNGATED = HEALTH + ("/metrics",)  # answered while draining too
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+V2_MODEL = re.compile(r"/v2/models/([^/]+)/")
+CLIENT_CLOSED = 499  # the client went away before the answer (nginx's code; nothing is sent)
 access_log = logging.getLogger("onnxpress.access")
+log = logging.getLogger("onnxpress.server")
 # ids the server makes: 32 hex digits, a random half per process and a counter (a uuid4 per request
 # costs the event loop a getrandom system call)
 _PROCESS_ID = uuid.uuid4().hex[:16]
@@ -45,8 +49,10 @@ class Gate:
 
     Gives each request an id (the client's `X-Request-ID` when sane), checks the bearer token,
     refuses new work while draining, refuses bodies whose Content-Length exceeds the limit, counts
-    requests in flight for the graceful shutdown and writes one JSON access-log line per request.
-    Inference requests go straight to their endpoints (`direct`), the rest through FastAPI.
+    requests in flight for the graceful shutdown, counts every failed inference request (by model
+    and status) and writes one JSON access-log line per request. Inference requests go straight to
+    their endpoints (`direct`), the rest through FastAPI; HEAD is answered as GET without the body.
+    An unexpected error is logged with the request id and answered 500 in JSON.
     """
 
     def __init__(self, app: ASGIApp, state: ServerState):
@@ -63,34 +69,50 @@ class Gate:
         scope.setdefault("state", {})["request_id"] = request_id
         path = scope["path"]
         start = time.perf_counter()
-        status = [0]
+        status = 0
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                status[0] = message["status"]
+                status = message["status"]
                 message["headers"] = list(message.get("headers", [])) + [(b"x-request-id", request_id.encode())]
             await send(message)
 
+        # uvicorn keeps its own scope, so it still leaves out the body of a HEAD answered as GET
+        routed = dict(scope, method="GET") if scope["method"] == "HEAD" else scope
+        inference = direct_route(scope)
         refusal = self._refusal(path, headers)
         try:
             if refusal is not None:
                 await refusal(scope, receive, send_with_id)
             elif path in UNGATED:
-                await self.app(scope, receive, send_with_id)
+                await self.app(routed, receive, send_with_id)
             else:
-                app = direct_route(scope) or self.app
                 self.state.lifecycle.enter()
                 try:
-                    await app(scope, self._bounded(receive), send_with_id)
+                    await (inference or self.app)(routed, self._bounded(receive), send_with_id)
                 finally:
                     self.state.lifecycle.leave()
+        except ClientDisconnect:
+            status = status or CLIENT_CLOSED
+        except Exception:  # noqa: BLE001 - a bug: log it with the request id, answer in JSON, serve on
+            log.exception("request %s (%s %s) failed", request_id, scope["method"], path)
+            if not status:
+                await json_error(500, f"internal error (request id {request_id})")(scope, receive, send_with_id)
         finally:
+            model = scope["state"].get("model")
+            if inference is not None and status >= 400:
+                self.state.observe_failure(model or self._named_model(path), status)
             if access_log.isEnabledFor(logging.INFO):  # `--log-level warning` skips building the line too
                 access_log.info(json.dumps({
                     "ts": round(time.time(), 3), "request_id": request_id, "method": scope["method"], "path": path,
-                    "model": scope["state"].get("model"), "status": status[0],
-                    "ms": round((time.perf_counter() - start) * 1e3, 2),
+                    "model": model, "status": status, "ms": round((time.perf_counter() - start) * 1e3, 2),
                     "client": (scope.get("client") or ("", 0))[0]}))
+
+    def _named_model(self, path: str) -> str:
+        """The served model a v2 path names; "" where none is (labels stay bounded by the models served)."""
+        match = V2_MODEL.match(path)
+        return match.group(1) if match and match.group(1) in self.state.registry.models else ""
 
     def _bounded(self, receive: Receive) -> Receive:
         """`receive` that stops a body without Content-Length (chunked) once it passes the limit."""
@@ -156,7 +178,7 @@ def create_app(state: ServerState) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def route_error(request: Request, exc: ApiError | RequestValidationError | StarletteHTTPException
                           ) -> Response:
-        return answer_error(request, exc)
+        return error_response(exc)
 
     app.add_middleware(Gate, state=state)
     return app

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from onnxpress.runtime.server.errors import InvalidInput
+from onnxpress.runtime.server.inputs import parse_json
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 NUMPY_DTYPES = {
@@ -50,7 +51,7 @@ class InferRequest:
 
     def binary(self, output: str) -> bool:
         asked = (self.outputs or {}).get(output)
-        return bool(self.parameters.get("binary_data_output", False)) if asked is None else asked
+        return self.parameters.get("binary_data_output") is True if asked is None else asked
 
 
 def _object(value: Any, what: str) -> dict[str, Any]:
@@ -136,17 +137,12 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
     if header_length is None:
         split = len(body)
     else:
-        try:
-            split = int(header_length)
-        except ValueError:
-            raise InvalidInput(f"{HEADER_LENGTH} must be an integer (got {header_length!r})") from None
-        if not 0 <= split <= len(body):
+        if not (header_length.isascii() and header_length.isdigit()):
+            raise InvalidInput(f"{HEADER_LENGTH} must be a byte count (got {header_length!r})")
+        split = int(header_length)
+        if split > len(body):
             raise InvalidInput(f"{HEADER_LENGTH} {split} is outside the {len(body)}-byte body")
-    try:
-        header = json.loads(body[:split])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"the request is not valid JSON: {exc}") from None
-    header = _object(header, "the request")
+    header = _object(parse_json(memoryview(body)[:split], "the JSON header"), "the request")
     raw_inputs = header.get("inputs")
     if not isinstance(raw_inputs, list) or not raw_inputs:
         raise InvalidInput("the request needs a non-empty 'inputs' list")
@@ -168,11 +164,19 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
             if not isinstance(spec.get("name"), str):
                 raise InvalidInput(f"outputs[{i}] needs a string 'name'")
             asked = _object(spec.get("parameters") or {}, f"outputs[{i}] parameters").get("binary_data")
-            outputs[spec["name"]] = None if asked is None else bool(asked)
+            outputs[spec["name"]] = _flag(asked, f"outputs[{i}].parameters.binary_data")
     request_id = header.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise InvalidInput("'id' must be a string")
-    return InferRequest(request_id, inputs, outputs, _object(header.get("parameters") or {}, "parameters"))
+    parameters = _object(header.get("parameters") or {}, "parameters")
+    _flag(parameters.get("binary_data_output"), "parameters.binary_data_output")
+    return InferRequest(request_id, inputs, outputs, parameters)
+
+
+def _flag(value: Any, what: str) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise InvalidInput(f"{what} must be true or false (got {value!r})")
+    return value
 
 
 def encode_response(model: str, request: InferRequest, outputs: list[Tensor]) -> tuple[bytes, int | None]:

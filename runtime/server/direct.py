@@ -10,7 +10,6 @@ answered as the app's exception handlers answer them.
 from __future__ import annotations
 
 import functools
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
@@ -22,8 +21,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from onnxpress.runtime.server import v1_routes, v2_routes
-from onnxpress.runtime.server.errors import ApiError, InvalidInput
-from onnxpress.runtime.server.state import answer_error
+from onnxpress.runtime.server.errors import ApiError, error_response
+from onnxpress.runtime.server.inputs import parse_json
 
 
 @dataclass(frozen=True)
@@ -58,18 +57,11 @@ async def _call(route: DirectRoute, params: dict[str, str], scope: Scope, receiv
     try:
         if route.body is not None:
             # from_attributes as FastAPI validates bodies: the same error messages
-            params["body"] = route.body.model_validate(_json(await request.body()), from_attributes=True)
+            params["body"] = route.body.model_validate(parse_json(await request.body()), from_attributes=True)
         result = await route.endpoint(request, **params)
         response = result if isinstance(result, Response) else Response(
             result.model_dump_json(), media_type="application/json")
     except (ApiError, HTTPException, ValidationError) as exc:
-        response = answer_error(request, exc)
+        response = error_response(exc)
     await response(scope, receive, send)
 
-
-def _json(body: bytes) -> Any:
-    # json.loads as FastAPI parses bodies: it keeps lone surrogates for check_texts to name
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise InvalidInput(f"invalid request: the body is not valid JSON ({exc})") from None

@@ -1,10 +1,22 @@
 """Input checks every route applies, in one place for both protocols."""
 from __future__ import annotations
 
-from typing import Sequence
+import json
+from typing import Any, Sequence
 
 from onnxpress.runtime.server.errors import InvalidInput, TooLarge
 from onnxpress.runtime.server.settings import Limits
+
+
+def parse_json(body: bytes | memoryview, what: str = "the body") -> Any:
+    """JSON from a request body, or InvalidInput. Lone surrogates are kept (as FastAPI parses
+    bodies) for `check_texts` to name; nesting too deep to parse and integers over Python's
+    digit limit are the sender's mistakes too."""
+    try:
+        return json.loads(bytes(body))
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise InvalidInput(f"invalid request: {what} is not valid JSON ({reason})") from None
 
 
 def check_texts(texts: Sequence[object], limits: Limits, where: str = "texts") -> list[str]:

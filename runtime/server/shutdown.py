@@ -4,7 +4,8 @@ uvicorn on its own stops listening at once; a load balancer polling readiness th
 port rather than "not ready". Here the first SIGTERM or SIGINT only starts draining: readiness
 answers 503 and new inference requests get 503 while accepted ones complete; once none is in flight
 and `grace_s` has passed, uvicorn's own shutdown runs (it waits for open connections). A second
-signal exits at once.
+signal exits at once (uvicorn's forced exit: requests still running are dropped, and the process
+ends with the signal's status, 143 for SIGTERM).
 """
 from __future__ import annotations
 
@@ -51,7 +52,9 @@ class GracefulServer(uvicorn.Server):
         self.drain_timeout_s = drain_timeout_s
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self.lifecycle.draining:
+        if self.lifecycle.draining:  # the second signal: stop now, without waiting for requests
+            log.info("%s again: exiting without waiting", signal.Signals(sig).name)
+            self.force_exit = True
             super().handle_exit(sig, frame)
             return
         self.lifecycle.draining = True

@@ -5,7 +5,7 @@ import time
 from typing import Any, Optional
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool, StrictInt
 
 from onnxpress.runtime.server.inputs import check_beam_size, check_texts
 from onnxpress.runtime.server.models import ServedModel
@@ -32,8 +32,8 @@ class ClassifyResponse(BaseModel):
 
 class TranslateRequest(BaseModel):
     texts: list[str] = Field(description="source sentences", examples=[["Ein Mann fährt Fahrrad."]])
-    beam_size: Optional[int] = Field(None, description="1 is greedy; default: the artifact's")
-    return_attention: bool = Field(False, description="include the attention matrix per sentence")
+    beam_size: Optional[StrictInt] = Field(None, description="1 is greedy; default: the artifact's")
+    return_attention: StrictBool = Field(False, description="include the attention matrix per sentence")
     model: Optional[str] = Field(None, description="model name; optional when one translator is served")
 
 
@@ -91,6 +91,8 @@ def _begin(request: Request, kind: str, name: str | None,
            texts: list[str]) -> tuple[ServerState, ServedModel, list[str], float]:
     """The state, the model (named on the request for the failure metrics), checked texts, the start time."""
     state = state_of(request)
+    if name in state.registry.models:
+        request.state.model = name  # a served model of the wrong kind still labels its failure
     served = state.registry.only(kind, name)
     request.state.model = served.name
     return state, served, check_texts(texts, state.settings.limits), time.perf_counter()

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 
 from onnxpress import __version__
 from onnxpress.runtime.server.codec import HEADER_LENGTH, InferRequest, Tensor, decode_request, encode_response
-from onnxpress.runtime.server.errors import InvalidInput, TooLarge, Unavailable
+from onnxpress.runtime.server.errors import InvalidInput, ModelNotFound, TooLarge, Unavailable
 from onnxpress.runtime.server.models import ServedModel
 from onnxpress.runtime.server.inputs import check_beam_size, check_texts
 from onnxpress.runtime.server.state import ServerState, state_of
@@ -101,7 +101,7 @@ def _model(request: Request, name: str, version: str) -> ServedModel:
     served = state_of(request).registry.get(name)
     request.state.model = served.name
     if version != "1":
-        raise InvalidInput(f"model {name!r} has version 1 only (asked for {version!r})")
+        raise ModelNotFound(f"model {name!r} has version 1 only (asked for {version!r})")
     return served
 
 

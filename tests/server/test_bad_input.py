@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from server_fixtures import GERMAN, TEXTS, Client, start_server
+from server_fixtures import GERMAN, TEXTS, Client, metric, start_server
 
 V2 = "/v2/models/clf/infer"
 
@@ -41,7 +41,15 @@ CASES = [
     ("POST", V2, _v2(["a"], parameters={"timeout": -1}), 400, "timeout"),
     ("POST", V2, b"\xff\xfe", 400, "JSON"),
     ("POST", "/v2/models/mt/infer", _v2(GERMAN[:1], parameters={"beam_size": 0}), 400, "beam_size"),
-    ("GET", "/v2/models/clf/versions/2", None, 400, "version 1"),
+    ("POST", "/v1/classify", b'{"texts": ' + b"[" * 5000 + b"]" * 5000 + b"}", 400, "nested too deeply"),
+    ("POST", V2, b'{"inputs": ' + b"[" * 5000 + b"]" * 5000 + b"}", 400, "nested too deeply"),
+    ("POST", V2, b'{"inputs": [], "parameters": {"beam_size": ' + b"1" * 5000 + b"}}", 400, "not valid JSON"),
+    ("POST", "/v1/translate", {"texts": GERMAN[:1], "beam_size": "4"}, 400, "beam_size"),
+    ("POST", "/v1/translate", {"texts": GERMAN[:1], "beam_size": True}, 400, "beam_size"),
+    ("POST", "/v1/translate", {"texts": GERMAN[:1], "return_attention": "yes"}, 400, "return_attention"),
+    ("POST", V2, _v2(["a"], parameters={"binary_data_output": "false"}), 400, "binary_data_output"),
+    ("POST", V2, _v2(["a"], outputs=[{"name": "label", "parameters": {"binary_data": 1}}]), 400, "binary_data"),
+    ("GET", "/v2/models/clf/versions/2", None, 404, "version 1"),
     ("GET", "/nowhere", None, 404, ""),
 ]
 
@@ -140,3 +148,79 @@ def test_schema_fuzzing_yields_no_5xx(server):
 
         check()
     assert not failures, failures[:5]
+
+
+def test_every_failed_inference_request_is_counted_by_model_and_status(server):
+    client = Client(server.url)
+    before = client.request("GET", "/metrics")[2].decode()
+    mistakes = [  # (path, body, the model label it is counted under, status)
+        ("/v1/classify", {"texts": [1]}, "", 400),  # pydantic refuses it before a model is resolved
+        ("/v1/classify", {"texts": ["a"], "model": "mt"}, "mt", 400),
+        ("/v2/models/clf/infer", _v2([1], datatype="INT32"), "clf", 400),
+        ("/v2/models/nope/infer", _v2(["a"]), "", 404),  # unknown names never become labels
+    ]
+    for path, body, _, status in mistakes:
+        assert client.request("POST", path, body)[0] == status
+    assert client.request("GET", "/v2/models/clf/versions/2")[0] == 404  # not an inference request
+    after = client.request("GET", "/metrics")[2].decode()
+    for model, status in {(m, s) for _, _, m, s in mistakes}:
+        want = sum(1 for _, _, m, s in mistakes if (m, s) == (model, status))
+        labels = {"model": model, "code": str(status)}
+        assert (metric(after, "nv_inference_request_failure_total", **labels)
+                - metric(before, "nv_inference_request_failure_total", **labels)) == want, labels
+
+
+def test_head_answers_as_get_without_a_body(server):
+    conn = http.client.HTTPConnection(*server.url.removeprefix("http://").split(":"), timeout=10)
+    for path in ("/v2/health/ready", "/v2/health/live", "/metrics", "/"):
+        conn.request("HEAD", path)
+        response = conn.getresponse()
+        assert response.status == 200 and response.read() == b"", path
+    conn.close()
+
+
+def test_a_client_that_hangs_up_mid_body_is_logged_499_without_a_traceback(server):
+    import socket
+
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"X-Request-ID: hangs-up\r\nContent-Length: 100\r\n\r\n{\"texts\": [")
+        time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any('"hangs-up"' in line for line in server.log):
+        time.sleep(0.1)
+    line = next(json.loads(line) for line in server.log if '"hangs-up"' in line)
+    assert line["status"] == 499
+    assert not any("Traceback" in line for line in server.log)
+    assert Client(server.url).request("GET", "/v2/health/ready")[0] == 200
+
+
+def test_a_bug_in_a_route_is_a_json_500_with_the_request_id(classifier_dir, caplog):
+    """The one 5xx a user can meet: a defect of the server, answered in JSON and logged with its id."""
+    from starlette.testclient import TestClient
+
+    from onnxpress.runtime.server import v1_routes
+    from onnxpress.runtime.server.app import build_app
+    from onnxpress.runtime.server.settings import ServerSettings
+
+    app = build_app([("clf", classifier_dir)], ServerSettings(), variant="fp32", threads=1)
+    original = v1_routes.classify
+
+    async def broken(request, body):
+        raise RuntimeError("a defect")
+
+    try:
+        v1_routes.classify = broken
+        from onnxpress.runtime.server import direct
+        routes = direct.ROUTES
+        direct.ROUTES = (direct.DirectRoute(routes[0].path, broken, routes[0].body),) + routes[1:]
+        with caplog.at_level("ERROR", logger="onnxpress.server"), TestClient(app) as client:
+            response = client.post("/v1/classify", json={"texts": ["a"]}, headers={"X-Request-ID": "bug-1"})
+            assert client.get("/v2/health/ready").status_code == 200
+    finally:
+        v1_routes.classify = original
+        direct.ROUTES = routes
+    assert response.status_code == 500 and response.headers["x-request-id"] == "bug-1"
+    assert "bug-1" in response.json()["error"]
+    assert any("bug-1" in r.getMessage() and r.exc_info for r in caplog.records)

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from server_fixtures import GERMAN, TEXTS
+from server_fixtures import GERMAN, TEXTS, TRANSLATOR
 from onnxpress.runtime.batcher import Batcher, BatcherConfig, BatchStats, Closed, DeadlineExceeded, Overloaded
 
 
@@ -258,34 +258,50 @@ def test_rows_one_worker_leaves_in_the_pool_start_on_an_idle_worker_at_once(clas
     assert batcher.idle
 
 
-@pytest.mark.parametrize("where", ["encode", "infer", "observer"])
+@pytest.mark.parametrize("where", ["encode", "infer"])
 def test_a_failure_fails_its_requests_and_the_workers_live_on(classifier_dir, offline, monkeypatch, where):
     from onnxpress.runtime import Classifier
 
     clf, _ = offline
     two = Classifier.load(classifier_dir, variant="fp32", workers=2)
-    failures = iter([RuntimeError(f"{where} failed")])
-
-    def once(original):
-        def wrapped(*args, **kwargs):
-            exc = next(failures, None)
-            if exc is not None:
-                raise exc
-            return original(*args, **kwargs)
-        return wrapped
-
-    stats = BatchStats()
-    if where == "observer":
-        monkeypatch.setattr(stats, "executed", once(stats.executed))
-    else:
-        monkeypatch.setattr(two, where, once(getattr(two, where)))
-    with Batcher(two, BatcherConfig(), observer=stats) as batcher:
+    monkeypatch.setattr(two, where, _fails_once(getattr(two, where), f"{where} failed"))
+    with Batcher(two, BatcherConfig()) as batcher:
         with pytest.raises(RuntimeError, match=f"{where} failed"):
             batcher.submit([TEXTS[0]]).result(10)
         later = [batcher.submit([t]) for t in TEXTS]
         got = np.concatenate([f.result(10) for f in later])
     np.testing.assert_allclose(got, clf.predict_proba(TEXTS), atol=1e-5)
     assert batcher.idle
+
+
+@pytest.mark.parametrize("event", ["queued", "executed", "computed"])
+@pytest.mark.parametrize("task", ["classifier", "translator"])
+def test_an_observer_that_raises_is_logged_and_changes_no_answer(offline, caplog, event, task):
+    clf, tr = offline
+    model, texts = (clf, TEXTS[:3]) if task == "classifier" else (tr, GERMAN[:2])
+    stats = BatchStats()
+    setattr(stats, event, _fails_once(getattr(stats, event), "observer bug"))
+    with caplog.at_level("ERROR", logger="onnxpress.runtime"), Batcher(model, observer=stats) as batcher:
+        first = batcher.submit(texts).result(10)
+        second = batcher.submit(texts).result(10)
+    if task == "classifier":
+        np.testing.assert_allclose(first, clf.predict_proba(texts), atol=1e-5)
+        np.testing.assert_allclose(second, first, atol=1e-6)
+    else:
+        assert [t.text for t in first] == [t.text for t in second] == [t.text for t in tr.translate(texts)]
+    assert any(f"observer failed in {event}" in r.getMessage() for r in caplog.records)
+    assert batcher.idle and batcher.queue_depth == 0
+
+
+def _fails_once(original, message):
+    failures = iter([RuntimeError(message)])
+
+    def wrapped(*args, **kwargs):
+        exc = next(failures, None)
+        if exc is not None:
+            raise exc
+        return original(*args, **kwargs)
+    return wrapped
 
 
 def test_translator_requests_merge_only_with_the_same_beam(offline):
@@ -303,3 +319,16 @@ def test_translator_requests_merge_only_with_the_same_beam(offline):
     assert [t.text for t in got_beam] == [t.text for t in want]
     np.testing.assert_allclose(got_beam[0].attention, want[0].attention, atol=1e-5)
     assert stats.requests == 8 and stats.runs == 2  # one merged run per beam size
+
+
+def test_a_translator_reports_the_batches_it_decodes():
+    """Batches split by the token budget are counted one by one; a blank text runs nothing."""
+    from onnxpress.runtime import Translator
+
+    small = Translator.load(TRANSLATOR, variant="fp32", max_batch_tokens=16)
+    plan = list(small.budget.plan(small.source.encode(GERMAN, with_type_ids=False).lengths))
+    assert len(plan) > 1
+    stats = BatchStats()
+    with Batcher(small, observer=stats) as batcher:
+        batcher.submit([*GERMAN, "  "]).result(10)
+    assert (stats.runs, stats.tokens) == (len(plan), sum(b.tokens for b in plan))

@@ -66,6 +66,10 @@ def test_bytes_elements_round_trip():
     ((b'{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["a"]}]}', b"xx"), "split",
      "belong to no"),
     (b'{}', "99", "outside"),
+    (b'{}', " 2", "byte count"),
+    (b'{}', "+2", "byte count"),
+    (b'{}', "1_0", "byte count"),
+    (b'{}', "-1", "byte count"),
 ])
 def test_malformed_bodies_say_what_is_wrong(body, header, says):
     if header == "split":  # a JSON header followed by binary data

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -159,3 +160,32 @@ def test_sigterm_under_load_turns_unready_and_loses_no_accepted_request(classifi
     bad = [o for o in outcomes if o not in ("ok", "503", "refused")]
     assert not bad, bad[:3]
     assert outcomes.count("ok") > 0 and outcomes.count("503") > 0
+
+
+def test_a_second_sigterm_exits_at_once(classifier_dir):
+    """While queued translations drain (seconds of work), a second SIGTERM stops the server at once."""
+    served = start_server(classifier_dir)
+    long_texts = {"texts": [" ".join(GERMAN * 40)] * 256, "beam_size": 16}  # ~0.5 s each, one at a time
+    dropped: list[bool] = []
+    clients = [threading.Thread(target=lambda: dropped.append(_dropped(Client(served.url, timeout=60), long_texts)))
+               for _ in range(16)]
+    for t in clients:
+        t.start()
+    time.sleep(1.0)
+    served.proc.terminate()
+    time.sleep(0.5)
+    assert served.proc.poll() is None  # still draining
+    start = time.monotonic()
+    served.proc.terminate()
+    assert served.proc.wait(30) in (0, -signal.SIGTERM)
+    assert time.monotonic() - start < 3
+    for t in clients:
+        t.join(60)
+    assert any(dropped)  # requests were still in flight: the exit did not wait for them
+
+
+def _dropped(client: Client, body: dict) -> bool:
+    try:
+        return client.request("POST", "/v1/translate", body)[0] != 200
+    except OSError:
+        return True
