@@ -224,3 +224,13 @@ def test_a_bug_in_a_route_is_a_json_500_with_the_request_id(classifier_dir, capl
     assert response.status_code == 500 and response.headers["x-request-id"] == "bug-1"
     assert "bug-1" in response.json()["error"]
     assert any("bug-1" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_openapi_documents_the_400_the_server_answers(server):
+    status, spec = Client(server.url).json("GET", "/openapi.json")
+    assert status == 200 and "HTTPValidationError" not in json.dumps(spec)
+    for path in ("/v1/classify", "/v1/translate"):
+        responses = spec["paths"][path]["post"]["responses"]
+        assert "422" not in responses and responses["400"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/Error"}
+    assert spec["components"]["schemas"]["Error"]["required"] == ["error"]
