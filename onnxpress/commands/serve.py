@@ -53,7 +53,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ort-spin-us", type=int, default=server.ort_spin_us, metavar="US",
                    help="how long an idle ONNX Runtime thread spin-waits for work, in microseconds "
                         "(0: never; -1: ONNX Runtime's default; default %(default)s)")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="info logs every request (the access log); warning turns that off")
+    p.add_argument("--log-format", default="text", choices=["text", "json"],
+                   help="json: every line on stderr is one JSON object (the access log is JSON either way)")
     p.add_argument("--ray-replicas", type=positive_int, default=None, metavar="N",
                    help="serve N replicas of this server on Ray Serve (needs onnxpress[ray]; docs/ray.md)")
     p.add_argument("--ray-autoscaling", default=None, metavar="JSON",
@@ -89,11 +92,11 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise UserError(f"serving needs the serve extra ({exc.name} is missing): "
                         f"pip install 'onnxpress[serve]'") from None
-    import logging
     import socket
 
     tune_process()
     from onnxpress.runtime.server.app import build_app
+    from onnxpress.runtime.server.logs import announce, configure as configure_logs
     from onnxpress.runtime.server.models import parse_model_args
     from onnxpress.runtime.server.shutdown import GracefulServer
 
@@ -103,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         from onnxpress.runtime.server.ray_serve import serve_command
 
         return serve_command(args, settings, pairs)
-    logging.basicConfig(level=args.log_level.upper(), format="%(message)s", stream=sys.stderr)
+    configure_logs(args.log_level, args.log_format)
     app = build_app(pairs, settings, variant=args.variant, device=args.device, threads=args.threads,
                     workers=args.workers, max_batch_tokens=args.max_batch_tokens, max_batch_size=args.max_batch_size)
     state = app.state.server
@@ -118,11 +121,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from None
     host, port = sock.getsockname()[:2]
     if not _loopback(settings.host) and not settings.api_key:
-        print(f"onnxpress: warning: listening on {settings.host} without --api-key", file=sys.stderr)
+        announce(f"warning: listening on {settings.host} without --api-key", args.log_format)
     for m in models:
-        print(f"onnxpress: {m.name}: {m.kind} {m.model!r} loaded in {m.load_seconds:.2f} s", file=sys.stderr)
+        announce(f"{m.name}: {m.kind} {m.model!r} loaded in {m.load_seconds:.2f} s", args.log_format)
     shown = f"[{host}]" if family == socket.AF_INET6 else host
-    print(f"onnxpress: serving {len(models)} model(s) at http://{shown}:{port}", file=sys.stderr, flush=True)
+    announce(f"serving {len(models)} model(s) at http://{shown}:{port}", args.log_format)
     uv_config = uvicorn.Config(app, log_config=None, access_log=False, log_level=args.log_level,
                                timeout_graceful_shutdown=max(settings.request_timeout_s, 1.0))
     GracefulServer(uv_config, state.lifecycle, grace_s=settings.shutdown_grace_s).run(sockets=[sock])

@@ -24,6 +24,7 @@ from onnxpress import __version__
 from onnxpress.runtime.server import v1_routes, v2_routes
 from onnxpress.runtime.server.direct import direct_route
 from onnxpress.runtime.server.errors import ApiError, error_response, json_error
+from onnxpress.runtime.server.logs import ACCESS_LOGGER
 from onnxpress.runtime.server.metrics import CONTENT_TYPE_LATEST, Metrics
 from onnxpress.runtime.server.settings import ServerSettings
 from onnxpress.runtime.server.shutdown import Lifecycle
@@ -36,7 +37,7 @@ UNGATED = HEALTH + ("/metrics",)  # answered while draining too
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 V2_MODEL = re.compile(r"/v2/models/([^/]+)/")
 CLIENT_CLOSED = 499  # the client went away before the answer (nginx's code; nothing is sent)
-access_log = logging.getLogger("onnxpress.access")
+access_log = logging.getLogger(ACCESS_LOGGER)
 log = logging.getLogger("onnxpress.server")
 # ids the server makes: 32 hex digits, a random half per process and a counter (a uuid4 per request
 # costs the event loop a getrandom system call)

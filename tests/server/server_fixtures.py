@@ -26,7 +26,7 @@ TEXTS = [
     "new software for the phone", "apple and google report sales profit after the deal",
     "space science research", "coach says the player", "war and peace talks in the first week of the year",
 ]
-READY_LINE = re.compile(r"serving \d+ model\(s\) at (http://\S+)")
+READY_LINE = re.compile(r"serving \d+ model\(s\) at (http://[^\s\"]+)")
 
 
 @dataclass

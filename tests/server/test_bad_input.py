@@ -234,3 +234,22 @@ def test_openapi_documents_the_400_the_server_answers(server):
         assert "422" not in responses and responses["400"]["content"]["application/json"]["schema"] == {
             "$ref": "#/components/schemas/Error"}
     assert spec["components"]["schemas"]["Error"]["required"] == ["error"]
+
+
+def test_log_format_json_makes_every_stderr_line_json(classifier_dir):
+    import socket
+
+    served = start_server(classifier_dir, "--log-format", "json")
+    try:
+        client = Client(served.url)
+        assert client.request("POST", "/v1/classify", {"texts": TEXTS[:1]}, headers={"X-Request-ID": "j-1"})[0] == 200
+        host, port = served.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:  # uvicorn's own warning
+            sock.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+            sock.recv(1024)
+    finally:
+        served.stop()
+    entries = [json.loads(line) for line in served.log if line.strip()]  # raises on any plain-text line
+    assert any(e.get("request_id") == "j-1" and e["status"] == 200 for e in entries)
+    assert any("serving" in e.get("message", "") for e in entries)
+    assert any(e.get("logger", "").startswith("uvicorn") for e in entries)
