@@ -90,8 +90,14 @@ def token_budget(max_batch_tokens: int | None, max_batch_size: int | None, defau
                  default_size: int, pad_to_multiple: int = 1) -> TokenBudget:
     """The caller's limits, defaults where None; 0 or negative is a mistake, not "default"."""
     for name, value in (("max_batch_tokens", max_batch_tokens), ("max_batch_size", max_batch_size)):
-        if value is not None and (isinstance(value, bool) or int(value) < 1):
-            raise UserError(f"{name} must be >= 1 (got {value}); leave it unset for the default")
+        if value is None:
+            continue
+        try:
+            number = int(value) if not isinstance(value, bool) else 0
+        except (TypeError, ValueError):
+            number = 0
+        if number < 1:
+            raise UserError(f"{name} must be an integer >= 1 (got {value!r}); leave it unset for the default")
     return TokenBudget(max_batch_tokens=int(max_batch_tokens or default_tokens),
                        max_batch_size=int(max_batch_size or default_size), pad_to_multiple=pad_to_multiple)
 

@@ -79,7 +79,7 @@ class ParallelRuns:
                       if self.workers > 1 else None)
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
-        """fn over items; the first exception raised by any call is raised here."""
+        """fn over items; if calls raise, the exception of the first failing item (in item order) is raised."""
         if self._pool is None or len(items) < 2:
             return [fn(item) for item in items]
         return list(self._pool.map(fn, items))

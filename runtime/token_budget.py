@@ -6,9 +6,8 @@ under `max_batch_size`. Sorting makes neighbours nearly the same length, so almo
 token is computed. Batches are emitted longest first: the largest tensor shapes come
 first, so allocator pools reach their peak once and are reused afterwards.
 
-The same planner serves three callers: `Classifier.predict` (a whole list), the coming
-HTTP server's dynamic batcher (`TokenBudget.fits` while it collects requests) and the
-translator's encoder.
+The same budget serves `Classifier.predict` and the translator (whole lists, planned here) and
+the dynamic batcher, whose pool picks each run under it (`onnxpress.runtime.row_pool`).
 """
 from __future__ import annotations
 

@@ -83,7 +83,8 @@ def choose(artifact: Artifact, variant: str, device: str, acc: Accelerators) -> 
     servable = artifact.servable_variants()
     if not servable:
         raise UserError(f"artifact {artifact.root} has no servable variant (all were rejected at export)")
-    wanted = device if device != "auto" else "this machine (cpu)"
+    wanted = device if device != "auto" else "any device usable here (" + ", ".join(
+        d for d in AUTO_DEVICE_ORDER if acc.usable(d)) + ")"
     too_new = [n for n in servable if not runs_opset(artifact.manifest.variants[n].opset)]
     raise UserError(f"no servable variant of {artifact.root} runs on {wanted}; servable: "
                     + ", ".join(f"{n} ({'/'.join(artifact.manifest.variants[n].devices)})" for n in servable)

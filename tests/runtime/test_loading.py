@@ -34,15 +34,15 @@ def test_open_refuses_auto_and_rejected_variants(artifact_dir):
 
 def test_budget_limits_are_checked_not_replaced():
     assert token_budget(None, None, 512, 64) == token_budget(512, 64, 1, 1)
-    for bad in (0, -5):
-        with pytest.raises(UserError, match="max_batch_tokens must be >= 1"):
+    for bad in (0, -5, "many", True):
+        with pytest.raises(UserError, match="max_batch_tokens must be an integer >= 1"):
             token_budget(bad, None, 512, 64)
-        with pytest.raises(UserError, match="max_batch_size must be >= 1"):
+        with pytest.raises(UserError, match="max_batch_size must be an integer >= 1"):
             token_budget(None, bad, 512, 64)
 
 
 def test_load_refuses_bad_budgets(artifact_dir):
-    with pytest.raises(UserError, match="max_batch_size must be >= 1"):
+    with pytest.raises(UserError, match="max_batch_size must be an integer >= 1"):
         Classifier.load(artifact_dir, variant="fp32", max_batch_size=0, accelerators=NO_GPU)
 
 
