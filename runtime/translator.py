@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -112,6 +113,23 @@ def _topk_feed(k: int) -> np.ndarray:
     return feed
 
 
+def tokenizer_files(artifact: Artifact) -> tuple[str, str]:
+    """The manifest's (source, target) tokenizer file names."""
+    toks = artifact.manifest.tokenizers
+    src_name, tgt_name = toks.get("source", toks.get("joint")), toks.get("target", toks.get("joint"))
+    if not src_name or not tgt_name:
+        raise UserError(f"manifest of {artifact.root} must name 'source' and 'target' tokenizers "
+                        f"(has {sorted(toks)}); re-export the artifact")
+    return src_name, tgt_name
+
+
+def source_tokenizer(artifact: Artifact, path: Path | None = None) -> TextTokenizer:
+    """The source-side tokenizer as the translator reads it (truncating at the manifest's max_length)."""
+    manifest = artifact.manifest
+    path = path or artifact.file(tokenizer_files(artifact)[0])
+    return TextTokenizer(path, manifest.max_length, pad_id=manifest.extra.get("pad_id", 0))
+
+
 class Translator:
     """A loaded translator: two shared ONNX Runtime sessions; `translate` is thread-safe.
 
@@ -198,14 +216,9 @@ class Translator:
         parallel on CPU, sharing `threads` (`parallel_runs.split_threads`; "auto" by model size)."""
         opened = open_variant(open_artifact(artifact, TASK), variant, device, ("encoder", "decoder_step"), verify)
         runs, threads = runs_for(device, threads, opened.models["decoder_step"], opened.spec.precision, workers)
-        manifest = opened.artifact.manifest
-        toks = manifest.tokenizers
-        src_name, tgt_name = toks.get("source", toks.get("joint")), toks.get("target", toks.get("joint"))
-        if not src_name or not tgt_name:
-            raise UserError(f"manifest of {opened.artifact.root} must name 'source' and 'target' tokenizers "
-                            f"(has {sorted(toks)}); re-export the artifact")
+        src_name, tgt_name = tokenizer_files(opened.artifact)
         src_path, tgt_path = opened.file(src_name), opened.file(tgt_name)
-        source = TextTokenizer(src_path, manifest.max_length, pad_id=manifest.extra.get("pad_id", 0))
+        source = source_tokenizer(opened.artifact, src_path)
         budget = token_budget(max_batch_tokens, max_batch_size, DEFAULT_MAX_BATCH_TOKENS,
                               GPU_MAX_BATCH_SIZE if device != "cpu" else CPU_MAX_BATCH_SIZE)
         encoder, decoder = (

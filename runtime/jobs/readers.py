@@ -173,6 +173,7 @@ class CsvReader(RowReader):
                     columns[0] = columns[0][1:]
             text_pos, id_pos = self._positions(columns)
             needed = max(text_pos + ([id_pos] if id_pos is not None else []))
+            fields = len(columns) if columns is not None else None  # a row with more lost a comma's worth
             while True:
                 try:
                     record = next(reader)
@@ -184,8 +185,16 @@ class CsvReader(RowReader):
                 if not record:
                     continue  # a blank line is not a row
                 self.fraction_read = min(raw.tell() / size, 1.0)
+                if fields is None:  # --no-header: the first row says how many fields a row has
+                    fields = len(record)
+                    if needed >= fields:
+                        raise UserError(f"--no-header: column {needed} asked for, but the first row of {self.path} "
+                                        f"has {fields} field(s), numbered from 0")
                 if needed >= len(record):
                     yield [_Invalid(f"row has {len(record)} fields, too few")], None
+                    continue
+                if len(record) > fields:
+                    yield [_Invalid(f"row has {len(record)} fields, {fields} expected (an unquoted comma?)")], None
                     continue
                 yield [record[i] for i in text_pos], (record[id_pos] if id_pos is not None else None)
 
@@ -198,6 +207,8 @@ class CsvReader(RowReader):
             if name not in columns:
                 shown = ", ".join(map(_printable, columns))
                 raise UserError(f"column {name!r} not found in {self.path} (columns: {shown})")
+            if columns.count(name) > 1:
+                raise UserError(f"column {name!r} appears {columns.count(name)} times in the header of {self.path}")
             return columns.index(name)
 
         return [find(c) for c in self.text_columns], (find(self.id_column) if self.id_column else None)
@@ -301,6 +312,11 @@ def open_reader(path: str | os.PathLike, text_columns: Sequence[str], id_column:
 
 
 def check_readable(path: Path) -> None:
+    if path.is_dir():
+        raise UserError(f"the input {path} is a folder: name a file")
+    if path.exists() and not path.is_file():
+        raise UserError(f"the input {path} is not a regular file (a pipe or device): a resumable job needs a "
+                        "file it can read again")
     if not path.is_file():
         raise UserError(f"input file not found: {path}")
     try:

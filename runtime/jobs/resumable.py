@@ -88,6 +88,12 @@ class JobResult:
     merged: Merged
     resumed_chunks: int
     seconds: float
+    resumed_rows: int = 0  # rows of the chunks an earlier run had committed
+
+    @property
+    def rows_per_second(self) -> float:
+        """Rows this run computed, per second (an earlier run's rows left out)."""
+        return (self.rows - self.resumed_rows) / self.seconds if self.seconds > 0 else 0.0
 
 
 class ResumableJob(ABC, Generic[ChunkT]):
@@ -154,7 +160,7 @@ def run_job(job: ResumableJob[Any], *, overwrite: bool = False, progress: bool =
     work = job.work
     try:
         fingerprint = open_work(job, overwrite)
-        rows, resumed, n_parts = _run_chunks(job, progress)
+        rows, resumed, resumed_rows, n_parts = _run_chunks(job, progress)
         if input_fingerprint(job.input_path) != fingerprint:
             raise UserError(f"{job.input_path} changed while it was being read; committed parts are kept in "
                             f"{work}: restore it and rerun, or pass --overwrite to start over")
@@ -174,16 +180,17 @@ def run_job(job: ResumableJob[Any], *, overwrite: bool = False, progress: bool =
         raise UserError(f"{where}: {exc.strerror}; committed parts are kept in {work}: "
                         f"fix that and run the same command again to continue") from None
     shutil.rmtree(work, ignore_errors=True)
-    return JobResult(rows=rows, merged=merged, resumed_chunks=resumed, seconds=time.perf_counter() - started)
+    return JobResult(rows=rows, merged=merged, resumed_chunks=resumed, seconds=time.perf_counter() - started,
+                     resumed_rows=resumed_rows)
 
 
 def part_name(index: int, suffix: str) -> str:
     return f"part-{index:07d}{suffix}"
 
 
-def _run_chunks(job: ResumableJob[Any], progress: bool) -> tuple[int, int, int]:
-    """(input rows, chunks found committed, chunks) after every chunk has a part."""
-    rows = resumed = n_parts = 0
+def _run_chunks(job: ResumableJob[Any], progress: bool) -> tuple[int, int, int, int]:
+    """(input rows, chunks found committed, their rows, chunks) after every chunk has a part."""
+    rows = resumed = resumed_rows = n_parts = 0
     with Progress(job.total_rows(), job.unit, job.description, progress) as bar:
         for chunk in job.chunks():
             if chunk.index != n_parts:
@@ -193,13 +200,14 @@ def _run_chunks(job: ResumableJob[Any], progress: bool) -> tuple[int, int, int]:
             part = job.work / part_name(chunk.index, job.part_suffix)
             if part.exists():
                 resumed += 1
+                resumed_rows += len(chunk)
                 if job.part_rows(part) != len(chunk):
                     raise UserError(f"{part} does not hold the {len(chunk)} rows of its input chunk: "
                                     f"delete {job.work} (or pass --overwrite) to start over")
             else:
                 atomic_write(part, lambda fh, chunk=chunk: job.write_part(chunk, fh))
             bar.advance(len(chunk), rows, job.fraction_read())
-    return rows, resumed, n_parts
+    return rows, resumed, resumed_rows, n_parts
 
 
 def open_work(job: ResumableJob[Any], overwrite: bool = False) -> dict[str, Any]:
@@ -208,6 +216,9 @@ def open_work(job: ResumableJob[Any], overwrite: bool = False) -> dict[str, Any]
     Returns the input's fingerprint as recorded.
     """
     work = job.work
+    for path in job.outputs:
+        if path.is_dir():
+            raise UserError(f"the output {path} is a folder: name a file")
     for folder in dict.fromkeys(p.parent for p in job.outputs):
         if not os.access(folder, os.W_OK | os.X_OK):
             raise UserError(f"cannot write to the output folder {folder}: permission denied")
@@ -244,8 +255,14 @@ def _difference(previous: Any, current: dict[str, Any]) -> str:
     if before.get("path") != now["path"]:
         return f"it read {before.get('path')}"
     if before != now:
-        return (f"the input changed since (size {before.get('size')} -> {now['size']} bytes"
-                f"{'' if before.get('sha256') == now['sha256'] else ', content differs'})")
+        what = []
+        if before.get("size") != now["size"]:
+            what.append(f"size {before.get('size')} -> {now['size']} bytes")
+        if before.get("sha256") != now["sha256"]:
+            what.append("content differs")
+        if before.get("mtime_ns") != now["mtime_ns"]:
+            what.append("modified since")
+        return f"the input changed since ({', '.join(what) or 'its fingerprint differs'})"
     old_job = previous.get("job") or {}
     changed = [f"{k} {old_job.get(k)!r} -> {v!r}" for k, v in current["job"].items() if old_job.get(k) != v]
     return "it used other settings (" + ", ".join(changed or ["unknown"]) + ")"

@@ -47,9 +47,10 @@ class ScoreSummary:
     output: str
     errors_output: str
     seconds: float = 0.0
+    rate: float = 0.0  # rows per second computed by this run (an earlier run's rows left out)
 
     def line(self) -> str:
-        rate = f", {self.scored / self.seconds:.0f} texts/s" if self.seconds > 0 else ""
+        rate = f", {self.rate:.0f} rows/s" if self.rate > 0 else ""
         resumed = f" ({self.resumed_chunks} chunks from an earlier run)" if self.resumed_chunks else ""
         return (f"{self.rows} rows: {self.scored} scored -> {self.output}, {self.errors} errors -> "
                 f"{self.errors_output}, {self.truncated} truncated{resumed}{rate}")
@@ -202,7 +203,7 @@ def run_score_job(job: ScoreJob) -> ScoreSummary:
     result = run_job(job, overwrite=config.overwrite, progress=config.progress)
     return ScoreSummary(rows=result.rows, scored=result.merged.rows, errors=result.merged.errors,
                         truncated=job.truncated, resumed_chunks=result.resumed_chunks, output=str(config.output),
-                        errors_output=str(config.errors), seconds=result.seconds)
+                        errors_output=str(config.errors), seconds=result.seconds, rate=result.rows_per_second)
 
 
 def score_file(classifier: Any, input_path: str | os.PathLike, out_path: str | os.PathLike,

@@ -33,22 +33,32 @@ class TranslateSummary:
     translated: int
     blank: int
     errors: list[int] = field(default_factory=list)  # 1-based line numbers that were not valid UTF-8
+    truncated: list[int] = field(default_factory=list)  # 1-based line numbers longer than the model reads
     resumed_chunks: int = 0
     output: str = ""
     seconds: float = 0.0
+    rate: float = 0.0  # lines per second computed by this run (an earlier run's lines left out)
 
     def line(self) -> str:
-        rate = f", {self.translated / self.seconds:.1f} sentences/s" if self.seconds > 0 else ""
+        rate = f", {self.rate:.1f} lines/s" if self.rate > 0 else ""
         resumed = f" ({self.resumed_chunks} chunks from an earlier run)" if self.resumed_chunks else ""
         bad = f", {len(self.errors)} not UTF-8 (blank in output; lines {self.errors[:5]})" if self.errors else ""
-        return f"{self.lines} lines: {self.translated} translated, {self.blank} blank{bad} -> {self.output}{resumed}{rate}"
+        cut = (f", {len(self.truncated)} truncated (longer than the model reads: only their start is translated; "
+               f"lines {self.truncated[:5]})" if self.truncated else "")
+        return (f"{self.lines} lines: {self.translated} translated, {self.blank} blank{bad}{cut} -> "
+                f"{self.output}{resumed}{rate}")
 
-    def count(self, texts: list[str | None], first_line: int) -> None:
-        """Add one batch of decoded lines (None = not UTF-8) starting at 1-based `first_line`."""
+    def count(self, texts: list[str | None], first_line: int, source: Any) -> None:
+        """Add one batch of decoded lines (None = not UTF-8) starting at 1-based `first_line`;
+        `source` (the translator's source tokenizer) tells which lines it truncates."""
         self.lines += len(texts)
         self.errors.extend(first_line + k for k, t in enumerate(texts) if t is None)
         self.translated += sum(1 for t in texts if t is not None and t.strip())
         self.blank += sum(1 for t in texts if t is not None and not t.strip())
+        kept = [k for k, t in enumerate(texts) if t is not None and t.strip()]
+        if kept:
+            cut = source.encode([texts[k] for k in kept], with_type_ids=False).truncated
+            self.truncated.extend(first_line + kept[j] for j in range(len(kept)) if cut[j])
 
 
 def translate_lines(translator: Any, texts: list[str], beam_size: int | None) -> list[str]:
@@ -68,7 +78,7 @@ def translate_stream(translator: Any, src: IO[bytes], dst: IO[str], *, beam_size
     batch: list[str | None] = []
 
     def flush() -> None:
-        summary.count(batch, summary.lines + 1)
+        summary.count(batch, summary.lines + 1, translator.source)
         for text in translate_lines(translator, [t or "" for t in batch], beam_size):
             dst.write(text + "\n")
         dst.flush()
@@ -81,6 +91,7 @@ def translate_stream(translator: Any, src: IO[bytes], dst: IO[str], *, beam_size
     if batch:
         flush()
     summary.seconds = time.perf_counter() - started
+    summary.rate = summary.lines / summary.seconds if summary.seconds > 0 else 0.0
     return summary
 
 
@@ -98,13 +109,24 @@ class TranslateJob(ResumableJob[Chunk]):
         self.translator, self.config = translator, config
         self.summary = TranslateSummary(lines=0, translated=0, blank=0, output=str(config.output))
 
+    @property
+    def source(self) -> Any:
+        """The source tokenizer (it tells which lines are truncated)."""
+        return self.translator.source
+
+    def batch_limits(self) -> list[int | None]:
+        budget = self.translator.budget
+        return [budget.max_batch_tokens, budget.max_batch_size]
+
     def settings(self) -> dict[str, Any]:
+        # the batches are settings too: an int8 decoder quantizes activations per batch
         return {"chunk_lines": self.config.chunk_lines, "beam_size": self.config.beam_size,
-                "artifact": str(Path(self.translator.artifact.root).resolve()), "variant": self.translator.variant}
+                "artifact": str(Path(self.translator.artifact.root).resolve()), "variant": self.translator.variant,
+                "batches": self.batch_limits()}
 
     def chunks(self) -> Iterator[Chunk]:
         for chunk in self.reader.chunks():
-            self.summary.count(chunk.texts, chunk.start + 1)
+            self.summary.count(chunk.texts, chunk.start + 1, self.source)
             yield chunk
 
     def total_rows(self) -> int | None:
@@ -140,6 +162,7 @@ def run_translate_job(job: TranslateJob) -> TranslateSummary:
     """Run a built translate job (this process's, or one whose chunks run elsewhere) to its summary."""
     result = run_job(job, overwrite=job.config.overwrite, progress=job.config.progress)
     job.summary.resumed_chunks, job.summary.seconds = result.resumed_chunks, result.seconds
+    job.summary.rate = result.rows_per_second
     return job.summary
 
 

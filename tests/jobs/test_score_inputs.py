@@ -131,3 +131,50 @@ def test_read_only_output_folder(artifact_dir, open_dir):
     os.chmod(out_dir, 0o555)
     res = cli("score", art, src, "--out", out_dir / "o.parquet", unprivileged=True)
     one_line_error(res, "cannot write to the output folder")
+
+
+def test_an_output_that_is_a_folder_is_refused_before_any_work(clf, tmp_path):
+    src = _csv(tmp_path / "in.csv", texts(5))
+    folder = tmp_path / "s.csv"
+    folder.mkdir()
+    (folder / "keep").write_text("precious")
+    with pytest.raises(UserError, match="is a folder"):
+        score_file(clf, src, folder, overwrite=True, progress=False)
+    assert (folder / "keep").read_text() == "precious" and not (tmp_path / "s.csv.parts").exists()
+
+
+def test_an_input_that_is_a_folder_says_so(clf, tmp_path):
+    (tmp_path / "in.csv").mkdir()
+    with pytest.raises(UserError, match="is a folder"):
+        score_file(clf, tmp_path / "in.csv", tmp_path / "s.csv", progress=False)
+
+
+def test_csv_rows_with_extra_fields_are_error_rows_not_truncated_texts(clf, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("id,text\n1,fine text\n2,has,extra,fields\n3,\"quoted, comma\"\n")
+    s = score_file(clf, src, tmp_path / "s.csv", id_column="id", progress=False)
+    assert (s.scored, s.errors) == (2, 1)
+    assert "4 fields, 2 expected" in read_rows(tmp_path / "s.errors.csv")[0]["error"]
+
+
+def test_a_header_naming_the_text_column_twice_is_refused(clf, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("text,text\na,b\n")
+    with pytest.raises(UserError, match="appears 2 times"):
+        score_file(clf, src, tmp_path / "s.csv", progress=False)
+
+
+def test_no_header_column_past_the_first_row_is_refused(clf, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("1,some text,x\n2,more text,y\n")
+    with pytest.raises(UserError, match="column 7 asked for, but the first row .* has 3 field"):
+        score_file(clf, src, tmp_path / "s.csv", text_columns=["7"], header=False, progress=False)
+    s = score_file(clf, src, tmp_path / "s.csv", text_columns=["1"], header=False, progress=False)
+    assert s.scored == 2
+
+
+def test_the_rate_after_a_resume_counts_only_this_runs_rows(clf, tmp_path):
+    from onnxpress.runtime.jobs.resumable import JobResult, Merged
+
+    done = JobResult(rows=1000, merged=Merged(rows=1000), resumed_chunks=9, seconds=2.0, resumed_rows=900)
+    assert done.rows_per_second == 50.0

@@ -106,6 +106,7 @@ def test_file_job_resumes_and_matches_stream(translator, tmp_path):
 
         def __init__(self, n):
             self.n, self.artifact, self.variant = n, translator.artifact, translator.variant
+            self.source, self.budget = translator.source, translator.budget
 
         def translate(self, texts, beam_size=None):
             if self.n == 0:
@@ -118,5 +119,36 @@ def test_file_job_resumes_and_matches_stream(translator, tmp_path):
     assert len(list(parts.glob("part-*.txt"))) == 2 and not out.exists()
     summary = translate_file(translator, src, out, beam_size=1, chunk_lines=5, progress=False)
     assert summary.resumed_chunks == 2 and summary.lines == 23 and summary.errors == [23]
+    assert summary.rate > 0 and not summary.truncated
     assert out.read_text() == streamed.getvalue()
     assert not parts.exists()
+
+
+def test_lines_longer_than_the_model_reads_are_reported(translator, tmp_path):
+    from onnxpress.runtime.jobs.translate import translate_file
+
+    src = tmp_path / "in.de"
+    long_line = " ".join(SENTENCES * 40)
+    src.write_text("\n".join([SENTENCES[0], long_line, "", long_line]) + "\n")
+    summary = translate_file(translator, src, tmp_path / "o.en", beam_size=1, progress=False)
+    assert summary.truncated == [2, 4] and "2 truncated" in summary.line()
+    assert len((tmp_path / "o.en").read_text().splitlines()) == 4
+
+
+def test_a_resumed_translation_must_use_the_same_batches(tmp_path):
+    """int8 decoders quantize per batch, so a run resumed with other batch limits is refused."""
+    from onnxpress.errors import UserError
+    from onnxpress.runtime import Translator
+    from onnxpress.runtime.jobs.translate import TranslateJob, TranslateConfig
+    from onnxpress.runtime.jobs.resumable import open_work
+
+    src = tmp_path / "in.de"
+    src.write_text("\n".join(SENTENCES) + "\n")
+    config = TranslateConfig(input=src, output=tmp_path / "o.en", progress=False)
+    for size in (64, 3):
+        small = Translator.load(LEGACY_TRANSLATOR, variant="fp32", device="cpu", threads=1, max_batch_size=size)
+        if size == 64:
+            open_work(TranslateJob(small, config))  # an interrupted run's work folder
+        else:
+            with pytest.raises(UserError, match="batches"):
+                open_work(TranslateJob(small, config))

@@ -8,6 +8,7 @@ command run again resumes from the committed part files (the protocol of `resuma
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -145,6 +146,15 @@ class RayTranslateJob(_OnRay, TranslateJob):
     """`TranslateJob` whose chunks are translated by a Ray actor pool."""
 
     task = "translation"
+
+    @functools.cached_property
+    def source(self) -> Any:
+        from onnxpress.runtime.translator import source_tokenizer
+
+        return source_tokenizer(self.translator.artifact)
+
+    def batch_limits(self) -> list[int | None]:
+        return [self.workers.max_batch_tokens, self.workers.max_batch_size]  # None: the actors' defaults
 
     def chunks(self) -> Iterator[Any]:
         workers = replace(self.workers, variant=self.translator.variant)
