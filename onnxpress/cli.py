@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from onnxpress import __version__
 from onnxpress.errors import UserError
@@ -72,6 +74,33 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """argparse type for tolerances: a number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+# The exporters use torch.onnx's TorchScript exporter, which writes opsets up to 20; the graphs
+# need LayerNormalization (17). The int8 classifier's attention rewrite raises its graph to 23 itself.
+EXPORT_OPSETS = range(17, 21)
+
+
+def export_opset(text: str) -> int:
+    """argparse type for --opset of the exporters."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value not in EXPORT_OPSETS:
+        raise argparse.ArgumentTypeError(f"must be from {EXPORT_OPSETS[0]} to {EXPORT_OPSETS[-1]}, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="onnxpress",
@@ -106,6 +135,13 @@ def missing_extra(args: argparse.Namespace, exc: ModuleNotFoundError) -> str | N
     return f'{command} needs {module}: pip install "onnxpress[{extra}]"'
 
 
+RESUME_HINTS = {  # what an interrupted command keeps
+    "score": "; finished chunks are kept: run the same command again to continue",
+    "translate": "; with --input, finished chunks are kept: run the same command again to continue",
+    "train": "; the last checkpoint is kept: run the same command again to resume",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -124,7 +160,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"onnxpress: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("onnxpress: interrupted", file=sys.stderr)
+        # A second Ctrl-C (or `timeout`, which signals the process and then its group) while the
+        # interpreter waits for a model run in flight would leave it running into the teardown of
+        # ONNX Runtime (an abort); ignoring it lets that run end and the process exit 130.
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print(f"onnxpress: interrupted{RESUME_HINTS.get(args.command, '')}", file=sys.stderr)
         return 130
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from onnxpress.cli import HelpFormatter
+from onnxpress.cli import HelpFormatter, export_opset, non_negative_float, positive_int
 from onnxpress.commands import add_overwrite
 
 DEFAULT_VARIANTS = "fp32,int8"
@@ -31,7 +31,7 @@ def register(subparsers) -> None:
                    help="AG News dir (or a data root holding ag_news/); default: $ONNXPRESS_DATA, ../shared/data, ./data")
     p.add_argument("--eval-rows", type=int, default=None,
                    help="evaluate on a seeded random sample of N test rows (default: all 7,600)")
-    p.add_argument("--max-accuracy-drop", type=float, default=0.5,
+    p.add_argument("--max-accuracy-drop", type=non_negative_float, default=0.5,
                    help="accuracy a variant may lose vs. the PyTorch checkpoint, in percentage points")
     p.add_argument("--min-agreement", type=float, default=0.0,
                    help="argmax agreement with PyTorch a variant must reach (0..1; 0 = not gated)")
@@ -47,8 +47,8 @@ def register(subparsers) -> None:
                         "evaluation (0: evaluate every attempt in full)")
     p.add_argument("--no-remedies", dest="remedies", action="store_false",
                    help="reject a failing variant at once instead of trying the remedy ladder")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for validation (default: all)")
+    p.add_argument("--opset", type=export_opset, default=17, help="ONNX opset of the exported graphs (17 to 20)")
+    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for validation (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seed for the evaluation/calibration samples")
     add_overwrite(p, "replace an existing artifact in --out")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")

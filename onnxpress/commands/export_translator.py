@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from onnxpress.cli import HelpFormatter
+from onnxpress.cli import HelpFormatter, export_opset, non_negative_float, positive_int
 from onnxpress.commands import add_overwrite
 
 DEFAULT_VARIANTS = "fp32,int8,fp16"
@@ -40,14 +40,14 @@ def register(subparsers) -> None:
     p.add_argument("--beam", dest="eval_beam", type=int, help=argparse.SUPPRESS)
     p.add_argument("--length-penalty", type=float, default=1.0,
                    help="beam score = log-prob / length ** this (the artifact's default)")
-    p.add_argument("--max-bleu-drop", type=float, default=0.5, help="BLEU a variant may lose vs. PyTorch")
+    p.add_argument("--max-bleu-drop", type=non_negative_float, default=0.5, help="BLEU a variant may lose vs. PyTorch")
     p.add_argument("--min-parity", dest="min_greedy_parity", metavar="SHARE", type=float, default=0.99,
                    help="share of sentences where fp32 greedy tokens must equal PyTorch's")
     p.add_argument("--no-per-channel", dest="per_channel", action="store_false",
                    help="int8 with one scale per tensor instead of per output channel")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for validation (default: all)")
-    p.add_argument("--batch-size", type=int, default=64, help="sentences per batch in validation")
+    p.add_argument("--opset", type=export_opset, default=17, help="ONNX opset of the exported graphs (17 to 20)")
+    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for validation (default: all)")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="sentences per batch in validation")
     add_overwrite(p, "replace an existing artifact in --out")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.set_defaults(func=run)

@@ -70,12 +70,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def settings_from(args: argparse.Namespace):
     from onnxpress.runtime.server.settings import Limits, ServerSettings
 
-    positive = {"--max-queue-size": args.max_queue_size, "--request-timeout": args.request_timeout,
-                "--max-texts": args.max_texts, "--max-chars": args.max_chars,
-                "--max-body-bytes": args.max_body_bytes}
-    bad = [flag for flag, value in positive.items() if value <= 0]
-    if bad or args.max_queue_delay_ms < 0 or args.shutdown_grace < 0 or not 0 <= args.port < 65536:
-        raise UserError(f"out of range: {', '.join(bad) or '--max-queue-delay-ms, --shutdown-grace or --port'}")
+    ranges = {  # flag: (value, what it must be, whether it is)
+        "--max-queue-size": (args.max_queue_size, "> 0", args.max_queue_size > 0),
+        "--request-timeout": (args.request_timeout, "> 0", args.request_timeout > 0),
+        "--max-texts": (args.max_texts, "> 0", args.max_texts > 0),
+        "--max-chars": (args.max_chars, "> 0", args.max_chars > 0),
+        "--max-body-bytes": (args.max_body_bytes, "> 0", args.max_body_bytes > 0),
+        "--max-queue-delay-ms": (args.max_queue_delay_ms, ">= 0", args.max_queue_delay_ms >= 0),
+        "--shutdown-grace": (args.shutdown_grace, ">= 0", args.shutdown_grace >= 0),
+        "--port": (args.port, "from 0 to 65535", 0 <= args.port < 65536),
+        "--ort-spin-us": (args.ort_spin_us, ">= 0, or -1 for ONNX Runtime's default", args.ort_spin_us >= -1),
+    }
+    bad = [f"{flag} must be {rule} (got {value})" for flag, (value, rule, ok) in ranges.items() if not ok]
+    if bad:
+        raise UserError("; ".join(bad))
     return ServerSettings(
         host=args.host, port=args.port, api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
         limits=Limits(max_texts=args.max_texts, max_chars=args.max_chars, max_body_bytes=args.max_body_bytes),

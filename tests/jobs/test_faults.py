@@ -94,6 +94,26 @@ def test_sigkill_at_random_points_then_rerun(artifact_dir, reference, tmp_path, 
         _finish_and_compare(artifact_dir, src, out, expected)
 
 
+def test_ctrl_c_twice_exits_130_and_the_rerun_resumes(artifact_dir, reference, tmp_path):
+    """Two SIGINTs in a row (a hurried user, or `timeout`, which signals the process and then its
+    group): one line, exit 130, no traceback or abort; the rerun continues from the kept parts."""
+    src, expected = reference
+    out = tmp_path / "out.parquet"
+    proc = subprocess.Popen([sys.executable, "-m", "onnxpress", "score", str(artifact_dir), str(src), "--out",
+                             str(out), *SLOW_RUN], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while proc.poll() is None and _parts(out) < 2 and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "terminate" not in stderr and "Exception ignored" not in stderr, stderr
+    assert "run the same command again to continue" in stderr
+    _finish_and_compare(artifact_dir, src, out, expected)
+
+
 def _limit_file_size(limit: int):
     def preexec() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
