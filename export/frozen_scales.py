@@ -41,10 +41,12 @@ def activation_ranges(
 
     model = onnx.load(str(fp32_model))
     produced = {o for node in model.graph.node for o in node.output}
-    missing = [n for n in names if n not in produced]
+    fed = {i.name for i in model.graph.input}  # a graph input quantized directly: its range is the feeds'
+    missing = [n for n in names if n not in produced and n not in fed]
     if missing:
         raise ValueError(f"the fp32 graph has no tensor(s) {missing[:3]}: not the graph the int8 one was built from")
-    for name in names:
+    computed = [n for n in names if n not in fed]
+    for name in computed:
         model.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep the tensors named
@@ -53,7 +55,9 @@ def activation_ranges(
     high = dict.fromkeys(names, -np.inf)
     for feed in feeds:
         real = np.asarray(feed[MASK_INPUT]).astype(bool) if MASK_INPUT in feed else None
-        for name, value in zip(names, session.run(list(names), dict(feed))):
+        values = dict(zip(computed, session.run(computed, dict(feed)))) if computed else {}
+        for name in names:
+            value = np.asarray(feed[name]) if name in fed else values[name]
             if real is not None and value.ndim >= 2 and value.shape[:2] == real.shape:
                 value = value[real]
             if value.size:
@@ -87,7 +91,7 @@ def freeze_dynamic_quantization(graph: onnx.GraphProto, ranges: Mapping[str, tup
                                   numpy_helper.from_array(np.array(zero_point), zero_name)])
         renamed[node.output[1]], renamed[node.output[2]] = scale_name, zero_name
         nodes.append(helper.make_node("QuantizeLinear", [node.input[0], scale_name, zero_name], [quantized],
-                                      name=node.name + "_frozen"))
+                                      name=(node.name or node.output[0]) + "_frozen"))
     for node in nodes:
         for i, name in enumerate(node.input):
             node.input[i] = renamed.get(name, name)
@@ -138,7 +142,7 @@ def fuse_integer_matmuls(graph: onnx.GraphProto) -> int:
         while inputs[-1] == "":
             inputs.pop()
         replaced[id(matmul)] = helper.make_node("MatMulIntegerToFloat", inputs, [output],
-                                                name=matmul.name + "_to_float", domain="com.microsoft")
+                                                name=(matmul.name or output) + "_to_float", domain="com.microsoft")
         dropped |= {id(cast), id(mul)}
         if len(consumers[scales.output[0]]) == 1:
             dropped.add(id(scales))
@@ -154,11 +158,15 @@ def quantize_int8_frozen(
     feeds: Sequence[Mapping[str, np.ndarray]],
     *,
     nodes_to_exclude: Sequence[str] = (),
+    op_types: Sequence[str] | None = None,
+    per_channel: bool = True,
 ) -> dict[str, Any]:
-    """Dynamic int8 of `fp32_model` with its activation scales frozen on `feeds`, written to `dst`."""
+    """Dynamic int8 of `fp32_model` (`op_types`: ONNX Runtime's default set when None) with its
+    activation scales frozen on `feeds`, written to `dst`."""
     with tempfile.TemporaryDirectory(prefix="onnxpress-frozen-") as tmp:
         dynamic = Path(tmp) / "dynamic.onnx"
-        method = q.quantize_int8_dynamic(fp32_model, dynamic, per_channel=True, nodes_to_exclude=nodes_to_exclude)
+        method = q.quantize_int8_dynamic(fp32_model, dynamic, per_channel=per_channel,
+                                         nodes_to_exclude=nodes_to_exclude, op_types=op_types)
         model = onnx.load(str(dynamic))
     names = [n.input[0] for n in model.graph.node if n.op_type == "DynamicQuantizeLinear"]
     ranges = activation_ranges(fp32_model, names, feeds)

@@ -1,8 +1,9 @@
 """Translator checkpoint -> validated artifact: two ONNX graphs (`encoder`, beam-axis `decoder_step`).
 
 The `Converter` skeleton stages, stamps, writes the manifest and renames; this exporter adds
-the graphs (fp32), the requested variants (int8: dynamic, per-channel, MatMul + Gather; fp16:
-fp16 compute with fp32 I/O), the int8 coverage report, and validation of every variant through
+the graphs (fp32), the requested variants (int8: per-channel int8 weights of MatMul + Gather with
+activation scales frozen on the decoding of training sentences, batch-invariant; fp16: fp16 compute
+with fp32 I/O), the int8 coverage report, and validation of every variant through
 the runtime's `Translator` against the PyTorch decoder (`export.translator_validation`).
 """
 from __future__ import annotations
@@ -33,6 +34,7 @@ SOURCE_TOKENIZER = "source_tokenizer.json"
 TARGET_TOKENIZER = "target_tokenizer.json"
 MAX_LENGTH_RATIO = 2.0  # decoding.max_output_lengths: len_a * source tokens + len_b, capped
 MAX_LENGTH_OFFSET = 10
+CALIBRATION_SPLIT = "train"
 
 
 @dataclass
@@ -51,6 +53,8 @@ class ExportOptions:
     opset: int = 17
     per_channel: bool = True
     batch_size: int = 64
+    calibration_size: int = 512  # int8: training sentences whose decoding sets the activation ranges
+    seed: int = 0
     src_lang: str | None = None  # default: the checkpoint's training.json
     tgt_lang: str | None = None
     overwrite: bool = False
@@ -67,20 +71,28 @@ class ExportOptions:
             raise UserError("--max-bleu-drop must be >= 0")
         if not 0.0 <= self.min_greedy_parity <= 1.0:
             raise UserError("--min-parity must be between 0 and 1")
+        if self.calibration_size < 1:
+            raise UserError("--calibration-size must be >= 1")
 
 
-def build_artifact(loaded: LoadedTranslator, out: str | Path, options: ExportOptions) -> Manifest:
+def build_artifact(loaded: LoadedTranslator, out: str | Path, options: ExportOptions,
+                   calibration: Sequence[str] = ()) -> Manifest:
     """Export graphs + variants + tokenizers into `out` (created if needed); returns the provisional Manifest.
 
-    The variants are not validated yet (`validate` does that); `export_translator` runs both.
+    int8 has its activation scales frozen on the decoding of the `calibration` sentences (source
+    side; `export.translator_calibration`). The variants are not validated yet (`validate` does
+    that); `export_translator` runs both.
     """
+    from onnxpress.export.translator_calibration import quantize_int8_calibrated
     from onnxpress.export.translator_graphs import (
-        check_encoder_equivalence, check_step_equivalence, convert_fp16, export_graphs, quantize_int8,
+        check_encoder_equivalence, check_step_equivalence, convert_fp16, export_graphs,
     )
     from onnxpress.runtime.artifact import TensorSpec, Variant
     from onnxpress.runtime.translator import DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_INPUTS, ENCODER_OUTPUTS
 
     requested = parse_variants(options.variants, VARIANTS)
+    if "int8" in requested and not calibration:
+        raise UserError("int8 needs calibration sentences (the source side of a training split)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg, model = loaded.config, loaded.model.eval()
@@ -95,12 +107,6 @@ def build_artifact(loaded: LoadedTranslator, out: str | Path, options: ExportOpt
                  "gemm_to_matmul": True, "step_equivalence_max_abs": step_diff,
                  "encoder_equivalence_max_abs": encoder_diff}
     }
-    if "int8" in requested:
-        files["int8"] = {}
-        for role, path in fp32.items():
-            dst = out / f"{role}.int8.onnx"
-            methods["int8"] = quantize_int8(path, dst, per_channel=options.per_channel)
-            files["int8"][role] = dst.name
     if "fp16" in requested:
         files["fp16"] = {}
         for role, path in fp32.items():
@@ -114,7 +120,7 @@ def build_artifact(loaded: LoadedTranslator, out: str | Path, options: ExportOpt
     # fp32 is always built and served: it is the source of the other variants and the parity anchor
     variants = {name: Variant(files=files[name], precision=name, devices=list(DEVICES[name]),
                               opset=options.opset, method=methods[name])
-                for name in ["fp32"] + [v for v in VARIANTS if v != "fp32" and v in requested]}
+                for name in ["fp32"] + [v for v in VARIANTS if v not in ("fp32", "int8") and v in requested]}
     meta = loaded.meta
     manifest = Manifest(
         task="translation",
@@ -143,7 +149,18 @@ def build_artifact(loaded: LoadedTranslator, out: str | Path, options: ExportOpt
             "export_seconds": round(export_seconds, 2),
         },
     )
-    manifest.save(out)
+    manifest.save(out)  # the fp32 variant can now be opened: int8 is calibrated by decoding with it
+    if "int8" in requested:
+        t0 = time.perf_counter()
+        files["int8"], methods["int8"] = quantize_int8_calibrated(out, fp32, calibration,
+                                                                  per_channel=options.per_channel,
+                                                                  threads=options.threads)
+        variants["int8"] = Variant(files=files["int8"], precision="int8", devices=list(DEVICES["int8"]),
+                                   opset=options.opset, method=methods["int8"])
+        order = ["fp32", "int8"] + [v for v in variants if v not in ("fp32", "int8")]
+        manifest.variants = {name: variants[name] for name in order}
+        manifest.extra["export_seconds"] = round(export_seconds + time.perf_counter() - t0, 2)
+        manifest.save(out)
     return manifest
 
 
@@ -170,18 +187,35 @@ class TranslatorConverter(Converter[LoadedTranslator]):
                             f"pass --src and --tgt")
         loaded.meta.setdefault("src", src_lang)
         loaded.meta.setdefault("tgt", tgt_lang)
-        corpus = read_parallel(resolve_data_dir(options.data_dir), options.split, src_lang, tgt_lang)
+        data_dir = resolve_data_dir(options.data_dir)
+        corpus = read_parallel(data_dir, options.split, src_lang, tgt_lang)
         self.sources, self.references = corpus.source[: options.limit], corpus.target[: options.limit]
+        self.calibration = calibration_sentences(data_dir, src_lang, tgt_lang, options) if "int8" in options.variants else []
         return loaded
 
     def _write(self, loaded: LoadedTranslator, staging: Path, work: Path) -> Manifest:
-        manifest = build_artifact(loaded, staging, self.options)
+        manifest = build_artifact(loaded, staging, self.options, self.calibration)
         if "int8" in manifest.variants:
             add_coverage(staging, manifest, self.sources, self.references)
         return manifest
 
     def _validate(self, loaded: LoadedTranslator, staging: Path, manifest: Manifest) -> dict[str, Any]:
         return validate(staging, loaded, manifest, self.options, self.sources, self.references, log=self.log)
+
+
+def calibration_sentences(data_dir: Path, src_lang: str, tgt_lang: str, options: ExportOptions) -> list[str]:
+    """A seeded sample of `calibration_size` source sentences of the training split."""
+    from onnxpress.training.multi30k import read_parallel
+
+    try:
+        train = read_parallel(data_dir, CALIBRATION_SPLIT, src_lang, tgt_lang).source
+    except UserError as exc:
+        raise UserError(f"{exc}; int8 is calibrated on it (or leave int8 out: --variants fp32,fp16)") from None
+    if options.split == CALIBRATION_SPLIT:
+        raise UserError(f"--split {CALIBRATION_SPLIT} is where int8 is calibrated: validate on another split")
+    picked = np.random.default_rng(options.seed).choice(len(train), min(options.calibration_size, len(train)),
+                                                        replace=False)
+    return [train[i] for i in sorted(picked)]
 
 
 def export_translator(checkpoint: str | Path, out: str | Path, options: ExportOptions | None = None,

@@ -295,16 +295,6 @@ def narrow_matmuls(path: str | Path, min_columns: int = 16) -> list[str]:
             if n.op_type == "MatMul" and n.input[1] in shapes and shapes[n.input[1]][-1] < min_columns]
 
 
-def quantize_int8(src: str | Path, dst: str | Path, per_channel: bool = True) -> dict[str, Any]:
-    """Dynamic int8 (int8 weights, activations quantized per run) of MatMul and Gather (embeddings),
-    through the shared helper `onnxpress.export.quantize.quantize_int8_dynamic`."""
-    from onnxpress.export.quantize import quantize_int8_dynamic
-
-    excluded = narrow_matmuls(src)
-    return quantize_int8_dynamic(src, dst, per_channel=per_channel, op_types=["MatMul", "Gather"],
-                                 nodes_to_exclude=excluded)
-
-
 def convert_fp16(src: str | Path, dst: str | Path) -> dict[str, Any]:
     """fp16 weights and compute, fp32 inputs/outputs (the runtime feeds float32 either way)."""
     from onnxpress.export.quantize import convert_fp16 as shared_convert_fp16

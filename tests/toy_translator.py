@@ -101,5 +101,5 @@ def build_toy_artifact(root: str | Path, variants: tuple[str, ...] = ("fp32", "i
 
     root = Path(root)
     loaded = build_toy_translator(root / "ckpt")
-    build_artifact(loaded, root / "art", ExportOptions(variants=variants, progress=False))
+    build_artifact(loaded, root / "art", ExportOptions(variants=variants, progress=False), calibration=GERMAN)
     return loaded, root / "art"

@@ -48,6 +48,9 @@ def register(subparsers) -> None:
     p.add_argument("--opset", type=export_opset, default=17, help="ONNX opset of the exported graphs (17 to 20)")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for validation (default: all)")
     p.add_argument("--batch-size", type=positive_int, default=64, help="sentences per batch in validation")
+    p.add_argument("--calibration-size", type=positive_int, default=512,
+                   help="int8: training sentences whose decoding sets the activation scales (batch-invariant int8)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the calibration sample")
     add_overwrite(p, "replace an existing artifact in --out")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.set_defaults(func=run)

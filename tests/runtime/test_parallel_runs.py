@@ -64,11 +64,11 @@ def toy_artifact(tmp_path_factory):
     pytest.importorskip("torch")
     pytest.importorskip("onnx")
     from onnxpress.export.translator import ExportOptions, build_artifact
-    from toy_translator import build_toy_translator
+    from toy_translator import GERMAN, build_toy_translator
 
     root = tmp_path_factory.mktemp("parallel_translator")
     build_artifact(build_toy_translator(root / "ckpt"), root / "art",
-                   ExportOptions(variants=("fp32", "int8"), progress=False))
+                   ExportOptions(variants=("fp32", "int8"), progress=False), calibration=GERMAN)
     return root / "art"
 
 
