@@ -305,11 +305,10 @@ class Batcher:
         it and compute it."""
         work = self._work
         assert isinstance(work, _ClassifierWork)
-        pool = work.pool
         with self._cond:
             if not self._rows_pooled() and not self._wait_for_company():
                 return False
-            room = POOL_BATCHES * work.budget.max_batch_size - len(pool)
+            room = POOL_BATCHES * work.budget.max_batch_size - len(work.pool)
             taken = self._take((), room) if room > 0 else []
             self._tokenizing += len(taken)
             self._active += 1
@@ -326,18 +325,23 @@ class Batcher:
             picked = None
             with self._cond:
                 self._tokenizing -= len(taken)
-                if encoded is not None:
-                    pool.add(taken, encoded)
-                pool.drop(lambda owner: owner.failed or self._expired(owner))
-                if len(pool):
-                    picked = pool.next_run()
-                    owners = list({id(owner): owner for owner, _ in picked[2]}.values())
-                    starting = [owner for owner in owners if not owner.started]
-                    for owner in starting:
-                        owner.started = True
-                if len(pool):
-                    self._cond.notify()  # rows left over: an idle worker can pick the next run at once
-                self._pooled = pool.waiting
+                pool = work.pool  # read under the lock: `_fail_pool` may have replaced it meanwhile
+                try:
+                    if encoded is not None:
+                        pool.add(taken, encoded)
+                    pool.drop(lambda owner: owner.failed or self._expired(owner))
+                    if len(pool):
+                        picked = pool.next_run()
+                        owners = list({id(owner): owner for owner, _ in picked[2]}.values())
+                        starting = [owner for owner in owners if not owner.started]
+                        for owner in starting:
+                            owner.started = True
+                    if len(pool):
+                        self._cond.notify()  # rows left over: an idle worker can pick the next run at once
+                    self._pooled = pool.waiting
+                except Exception as exc:  # a bug in picking: this step's requests fail, `_loop` empties the pool
+                    self._failing.extend((r, exc) for r in taken if not r.future.done())
+                    raise
             self._settle()
             if picked is not None:
                 self._run_one(*picked, owners, starting, start)
@@ -375,17 +379,15 @@ class Batcher:
             owner.request.future.set_result(owner.probs)
 
     def _fail_pool(self, exc: BaseException) -> None:
-        """Fail every request a classifier's pool holds and empty it (after an unexpected error)."""
+        """After an unexpected error: fail every request a classifier's pool holds and start a new pool."""
         work = self._work
-        if not isinstance(work, _ClassifierWork):
-            return
-        with self._cond:
-            failing = {id(owner): owner for owner in work.pool.owners if not owner.failed}.values()
-            for owner in failing:
-                owner.failed = True
-                self._failing.append((owner.request, exc))
-            work.pool.drop(lambda owner: True)
-            self._pooled = 0
+        if isinstance(work, _ClassifierWork):
+            with self._cond:
+                for owner in {id(owner): owner for owner in work.pool.owners if not owner.failed}.values():
+                    owner.failed = True  # a run of its rows still computing elsewhere will not answer it
+                    self._failing.append((owner.request, exc))
+                work.pool = RowPool(work.budget, len(work.model.labels))
+                self._pooled = 0
         self._settle()
 
     def _rows_pooled(self) -> int:
@@ -421,7 +423,7 @@ class Batcher:
             failing, self._failing = self._failing, []
         for request, exc in failing:
             future = request.future
-            if future.running() or future.set_running_or_notify_cancel():
+            if not future.done() and (future.running() or future.set_running_or_notify_cancel()):
                 future.set_exception(exc)
 
     def _wait_for_company(self) -> bool:

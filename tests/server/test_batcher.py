@@ -332,3 +332,16 @@ def test_a_translator_reports_the_batches_it_decodes():
     with Batcher(small, observer=stats) as batcher:
         batcher.submit([*GERMAN, "  "]).result(10)
     assert (stats.runs, stats.tokens) == (len(plan), sum(b.tokens for b in plan))
+
+
+def test_a_bug_in_picking_a_run_fails_those_requests_and_the_batcher_goes_on(offline, monkeypatch, caplog):
+    from onnxpress.runtime.row_pool import RowPool
+
+    clf, _ = offline
+    monkeypatch.setattr(RowPool, "next_run", _fails_once(RowPool.next_run, "pick bug"))
+    with caplog.at_level("ERROR", logger="onnxpress.runtime"), Batcher(clf) as batcher:
+        with pytest.raises(RuntimeError, match="pick bug"):
+            batcher.submit(TEXTS[:2]).result(10)
+        np.testing.assert_allclose(batcher.submit(TEXTS).result(10), clf.predict_proba(TEXTS), atol=1e-5)
+    assert batcher.idle and batcher.queue_depth == 0
+    assert any("batcher worker step failed" in r.getMessage() for r in caplog.records)
