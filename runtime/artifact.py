@@ -162,6 +162,8 @@ class Artifact:
         """Path of a file listed in the manifest, its size and sha256 checked first."""
         entry = self.manifest.files.get(name)
         path = self.root / name
+        if Path(name).name != name or name in (".", ".."):  # a manifest names files inside its artifact only
+            raise UserError(f"{self.root / MANIFEST_NAME} names {name!r}, not a file of the artifact folder; {REEXPORT}")
         if entry is None:
             raise UserError(f"{name} is not listed in {self.root / MANIFEST_NAME}; {REEXPORT}")
         if not path.is_file():

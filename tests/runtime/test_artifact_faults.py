@@ -115,6 +115,18 @@ def test_missing_tokenizer_refused(artifact_copy):
     refused(artifact_copy, "names no 'text' tokenizer")
 
 
+def test_a_manifest_naming_a_file_outside_the_artifact_is_refused(artifact_copy):
+    outside = artifact_copy.parent / "elsewhere.json"
+    outside.write_bytes((artifact_copy / "tokenizer.json").read_bytes())
+
+    def point_outside(d):
+        d["files"]["../elsewhere.json"] = d["files"]["tokenizer.json"]
+        d["tokenizers"] = {"text": "../elsewhere.json"}
+
+    edit_manifest(artifact_copy, point_outside)
+    refused(artifact_copy, "names '../elsewhere.json', not a file of the artifact folder")
+
+
 def test_unreadable_manifest_json_refused(artifact_copy):
     (artifact_copy / "manifest.json").write_bytes(b"\xff\xfe{" + b"[" * 100_000)
     refused(artifact_copy, r"cannot read .*manifest\.json")
