@@ -30,12 +30,16 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, Union
 
 import numpy as np
 
 from onnxpress.runtime.row_pool import Pending, RowPool
 from onnxpress.runtime.text_tokenizer import check_texts
+
+if TYPE_CHECKING:
+    from onnxpress.runtime.classifier import Classifier
+    from onnxpress.runtime.translator import Translator
 
 POOL_BATCHES = 2  # a classifier's pool takes requests up to this many max_batch_size of rows
 log = logging.getLogger("onnxpress.runtime")
@@ -186,7 +190,7 @@ class Batcher:
     classifier, `list[Translation]` for a translator (options: `beam_size`, `return_attention`).
     """
 
-    def __init__(self, model: Any, config: BatcherConfig | None = None,
+    def __init__(self, model: Union["Classifier", "Translator"], config: BatcherConfig | None = None,
                  observer: BatchObserver | None = None, name: str = "model"):
         self.model = model
         self.config = config or BatcherConfig()
@@ -214,7 +218,7 @@ class Batcher:
             thread.start()
 
     # -- callers -----------------------------------------------------------------
-    def submit(self, texts: Sequence[str], *, timeout_s: float | None = None, **options: Any) -> Future:
+    def submit(self, texts: Sequence[str], *, timeout_s: float | None = None, **options: Any) -> "Future[Any]":
         """Queue `texts`; the future holds their results in order or a `BatcherError`.
 
         Raises `Overloaded` or `Closed` at once (nothing queued), `TypeError`/`ValueError` for bad
@@ -222,7 +226,7 @@ class Batcher:
         """
         texts = check_texts(texts)
         key = self._work.key(options)
-        future: Future = Future()
+        future: Future[Any] = Future()
         now = time.monotonic()
         timeout = timeout_s if timeout_s is not None else self.config.timeout_s
         request = _Request(texts, key, future, now, now + timeout if timeout is not None else None)
