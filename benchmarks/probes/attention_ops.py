@@ -5,7 +5,8 @@
 
 Forms: com.microsoft MultiHeadAttention with a key padding mask (what QAttention runs after its
 projections) and without one; the ONNX `Attention` op (opset 23) with a boolean mask, with an
-additive float mask (0 / -40, what `export/attention_split.py` builds) and without a mask.
+additive float mask (0 / -40, what `export/attention_split.py` builds) and without a mask; and the
+same attention spelled out in plain ops (Reshape/Transpose, MatMul, Add, Softmax, MatMul), additive mask.
 `--padded-rows` rows of the batch have their last `--pad` positions masked. Prints the median ms
 per call and each masked form's largest difference from MultiHeadAttention on the real positions.
 """
@@ -32,6 +33,33 @@ def build(nodes_inputs: tuple, opset: int, batch: int, length: int, mask_type: i
     graph = helper.make_graph([helper.make_node(op, inputs, ["out"], domain=domain, **attrs)], "attention", tensors, [out])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid("com.microsoft", 1)],
                               ir_version=10)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def build_decomposed(batch: int, length: int):
+    """The attention as plain ONNX ops, additive mask [B, 1, S, S]: what a graph without a fused op runs."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    head = HIDDEN // HEADS
+    tensors = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [batch, length, HIDDEN]) for n in "qkv"]
+    tensors.append(helper.make_tensor_value_info("mask", TensorProto.FLOAT, [batch, 1, length, length]))
+    constants = [numpy_helper.from_array(np.array([batch, length, HEADS, head], np.int64), "heads"),
+                 numpy_helper.from_array(np.array([batch, length, HIDDEN], np.int64), "merged"),
+                 numpy_helper.from_array(np.array(1 / np.sqrt(head), np.float32), "scale")]
+    node = helper.make_node
+    nodes = [node("Reshape", ["q", "heads"], ["q4"]), node("Transpose", ["q4"], ["qt"], perm=[0, 2, 1, 3]),
+             node("Reshape", ["k", "heads"], ["k4"]), node("Transpose", ["k4"], ["kt"], perm=[0, 2, 3, 1]),
+             node("Reshape", ["v", "heads"], ["v4"]), node("Transpose", ["v4"], ["vt"], perm=[0, 2, 1, 3]),
+             node("MatMul", ["qt", "kt"], ["scores"]), node("Mul", ["scores", "scale"], ["scaled"]),
+             node("Add", ["scaled", "mask"], ["masked"]), node("Softmax", ["masked"], ["weights"], axis=-1),
+             node("MatMul", ["weights", "vt"], ["context"]), node("Transpose", ["context"], ["ct"], perm=[0, 2, 1, 3]),
+             node("Reshape", ["ct", "merged"], ["out"])]
+    out = helper.make_tensor_value_info("out", TensorProto.FLOAT, [batch, length, HIDDEN])
+    model = helper.make_model(helper.make_graph(nodes, "decomposed", tensors, [out], constants),
+                              opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
@@ -71,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, ((op, attrs, domain), inputs, opset, mask_type, mask_shape, mask) in forms.items():
         sessions[name] = build((op, inputs, attrs, domain), opset, b, s, mask_type, mask_shape)
         feeds[name] = {"q": q, "k": k, "v": v, **({"mask": mask} if mask is not None else {})}
+    additive = "ONNX Attention, additive mask (0 / -40)"
+    decomposed = "MatMul + Softmax (plain ops), additive mask"
+    forms[decomposed], feeds[decomposed] = forms[additive], feeds[additive]
+    sessions[decomposed] = build_decomposed(b, s)
     times: dict[str, list[float]] = {name: [] for name in forms}
     outputs = {}
     for _ in range(args.rounds):

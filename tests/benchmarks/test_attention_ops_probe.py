@@ -6,7 +6,8 @@ import re
 from onnxpress.benchmarks.probes import attention_ops
 
 FORMS = ("MultiHeadAttention, key padding mask", "MultiHeadAttention, no mask", "ONNX Attention, bool mask",
-         "ONNX Attention, additive mask (0 / -40)", "ONNX Attention, no mask")
+         "ONNX Attention, additive mask (0 / -40)", "ONNX Attention, no mask",
+         "MatMul + Softmax (plain ops), additive mask")
 
 
 def test_masked_forms_agree_with_multihead_attention(capsys):
