@@ -36,7 +36,9 @@ MASK_INPUT = "attention_mask"
 def activation_ranges(
     fp32_model: str | Path, names: Sequence[str], feeds: Sequence[Mapping[str, np.ndarray]]
 ) -> dict[str, tuple[float, float]]:
-    """Min and max of each tensor in `names` of the fp32 graph over `feeds`, padding rows excluded."""
+    """Min and max of each tensor in `names` of the fp32 graph over `feeds`. Padding positions are
+    left out where a feed has an `attention_mask` (the classifier); elsewhere (the translator's
+    `src_mask`) they count, their values being zeros that every range holds anyway."""
     import onnxruntime as ort
 
     model = onnx.load(str(fp32_model))

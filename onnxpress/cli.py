@@ -162,8 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         # A second Ctrl-C (or `timeout`, which signals the process and then its group) while the
         # interpreter waits for a model run in flight would leave it running into the teardown of
-        # ONNX Runtime (an abort); ignoring it lets that run end and the process exit 130.
-        if threading.current_thread() is threading.main_thread():
+        # ONNX Runtime (an abort); ignoring it lets that run end and the process exit 130. Only as
+        # the program itself (argv from the command line): a caller's process keeps its handler.
+        if argv is None and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         print(f"onnxpress: interrupted{RESUME_HINTS.get(args.command, '')}", file=sys.stderr)
         return 130

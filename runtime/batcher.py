@@ -28,7 +28,7 @@ import logging
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, Union
 
@@ -281,9 +281,12 @@ class Batcher:
             try:
                 if not step():
                     return
-            except Exception as exc:  # noqa: BLE001 - a bug in the batcher itself: fail what it holds, live on
+            except Exception as exc:  # noqa: BLE001 - a bug in the batcher itself: fail the pool's requests, live on
                 log.exception("%s: batcher worker step failed", self.name)
-                self._fail_pool(exc)
+                try:
+                    self._fail_pool(exc)
+                except Exception:  # noqa: BLE001 - the worker must outlive even this
+                    log.exception("%s: could not fail the pool's requests", self.name)
 
     def _observe(self, event: str, *args: Any) -> None:
         """Call the observer; an observer that raises is logged, never allowed to stop a worker."""
@@ -365,6 +368,14 @@ class Batcher:
         self._observe("executed", batch.size, batch.tokens)
         try:
             probs = work.model.infer(encoded)
+            if np.shape(probs) != (len(targets), len(work.model.labels)):
+                raise RuntimeError(f"{self.name}: the model answered {np.shape(probs)} for "
+                                   f"{len(targets)} rows of {len(work.model.labels)} labels")
+            with self._cond:
+                for (owner, slot), row in zip(targets, probs):
+                    owner.probs[slot] = row
+                    owner.left -= 1
+                done = [owner for owner in owners if owner.left == 0 and not owner.failed]
         except BaseException as exc:  # noqa: BLE001 - the callers get the failure, the worker lives on
             with self._cond:  # their rows still in the pool are dropped by the next step
                 failing = [owner for owner in owners if not owner.failed]
@@ -373,11 +384,6 @@ class Batcher:
             for owner in failing:
                 owner.request.future.set_exception(exc)
             return
-        with self._cond:
-            for (owner, slot), row in zip(targets, probs):
-                owner.probs[slot] = row
-                owner.left -= 1
-            done = [owner for owner in owners if owner.left == 0 and not owner.failed]
         self._observe("computed", time.monotonic() - start, len(done), batch.size)
         for owner in done:
             owner.request.future.set_result(owner.probs)
@@ -427,8 +433,11 @@ class Batcher:
             failing, self._failing = self._failing, []
         for request, exc in failing:
             future = request.future
-            if not future.done() and (future.running() or future.set_running_or_notify_cancel()):
-                future.set_exception(exc)
+            try:
+                if not future.done() and (future.running() or future.set_running_or_notify_cancel()):
+                    future.set_exception(exc)
+            except InvalidStateError:
+                pass  # another thread settled it first (a request can be recorded twice after a bug)
 
     def _wait_for_company(self) -> bool:
         """(Holding the lock) block for the oldest request, then give others `max_queue_delay_ms`
@@ -505,6 +514,8 @@ class Batcher:
         try:
             results = self._work.run(texts, group[0].key,
                                      lambda rows, tokens: self._observe("executed", rows, tokens))
+            if len(results) != len(texts):
+                raise RuntimeError(f"{self.name}: the model answered {len(results)} results for {len(texts)} texts")
         except BaseException as exc:  # noqa: BLE001 - the callers get the failure, the worker lives on
             for request in group:
                 request.future.set_exception(exc)

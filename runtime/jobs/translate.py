@@ -95,6 +95,12 @@ def translate_stream(translator: Any, src: IO[bytes], dst: IO[str], *, beam_size
     return summary
 
 
+def quantizes_per_batch(artifact: Any, variant: str) -> bool:
+    """Whether `variant` scales activations per batch (dynamic int8: translator artifacts exported
+    before their int8 scales were frozen), so that a sentence's text depends on its batch."""
+    return artifact.manifest.variants[variant].method.get("kind") == "dynamic"
+
+
 class TranslateJob(ResumableJob[Chunk]):
     part_suffix = ".txt"
     unit = " lines"
@@ -114,12 +120,14 @@ class TranslateJob(ResumableJob[Chunk]):
         """The source tokenizer (it tells which lines are truncated)."""
         return self.translator.source
 
-    def batch_limits(self) -> list[int | None]:
+    def batch_limits(self) -> list[int | None] | None:
+        """The batch limits where they shape the text (a dynamically quantized variant), else None."""
+        if not quantizes_per_batch(self.translator.artifact, self.translator.variant):
+            return None
         budget = self.translator.budget
         return [budget.max_batch_tokens, budget.max_batch_size]
 
     def settings(self) -> dict[str, Any]:
-        # the batches are settings too: an int8 decoder quantizes activations per batch
         return {"chunk_lines": self.config.chunk_lines, "beam_size": self.config.beam_size,
                 "artifact": str(Path(self.translator.artifact.root).resolve()), "variant": self.translator.variant,
                 "batches": self.batch_limits()}

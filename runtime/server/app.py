@@ -94,7 +94,7 @@ class Gate:
                     await (inference or self.app)(routed, self._bounded(receive), send_with_id)
                 finally:
                     self.state.lifecycle.leave()
-        except ClientDisconnect:
+        except ClientDisconnect:  # the client is gone: nothing can be sent, the log says 499
             status = status or CLIENT_CLOSED
         except Exception:  # noqa: BLE001 - a bug: log it with the request id, answer in JSON, serve on
             log.exception("request %s (%s %s) failed", request_id, scope["method"], path)

@@ -29,3 +29,19 @@ def test_serve_names_every_option_out_of_range(tmp_path):
     res = _run("serve", str(tmp_path), "--port", "-1", "--ort-spin-us", "-7")
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert "--port must be from 0 to 65535 (got -1)" in res.stderr and "--ort-spin-us must be >= 0" in res.stderr
+
+
+def test_an_interrupted_main_called_in_process_keeps_the_callers_sigint_handler(monkeypatch, capsys):
+    import signal
+
+    from onnxpress import cli
+    from onnxpress.commands import score
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(score, "run", interrupted)
+    before = signal.getsignal(signal.SIGINT)
+    assert cli.main(["score", "art", "in.csv", "--out", "out.csv"]) == 130
+    assert signal.getsignal(signal.SIGINT) is before
+    assert "run the same command again to continue" in capsys.readouterr().err

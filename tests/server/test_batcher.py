@@ -345,3 +345,22 @@ def test_a_bug_in_picking_a_run_fails_those_requests_and_the_batcher_goes_on(off
         np.testing.assert_allclose(batcher.submit(TEXTS).result(10), clf.predict_proba(TEXTS), atol=1e-5)
     assert batcher.idle and batcher.queue_depth == 0
     assert any("batcher worker step failed" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("answer", ["extra column", "missing row"])
+def test_a_model_answering_the_wrong_shape_fails_the_request_instead_of_hanging(offline, monkeypatch, answer):
+    clf, tr = offline
+    real = clf.infer
+
+    def wrong(encoded):
+        probs = real(encoded)
+        return np.concatenate([probs, probs[:, :1]], axis=1) if answer == "extra column" else probs[:-1]
+
+    monkeypatch.setattr(clf, "infer", wrong)
+    with Batcher(clf) as batcher:
+        with pytest.raises(RuntimeError, match="the model answered"):
+            batcher.submit(TEXTS[:3]).result(10)
+    monkeypatch.setattr(tr, "translate", lambda texts, **kw: [])
+    with Batcher(tr) as batcher:
+        with pytest.raises(RuntimeError, match="the model answered 0 results"):
+            batcher.submit(GERMAN[:2]).result(10)

@@ -20,7 +20,9 @@ from onnxpress.runtime.jobs.ray.workers import ModelInfo, Workers
 from onnxpress.runtime.jobs.readers import Chunk
 from onnxpress.runtime.jobs.resumable import part_name
 from onnxpress.runtime.jobs.score import ScoreConfig, ScoreJob, ScoreSummary, part_table, run_score_job
-from onnxpress.runtime.jobs.translate import TranslateConfig, TranslateJob, TranslateSummary, run_translate_job
+from onnxpress.runtime.jobs.translate import (
+    TranslateConfig, TranslateJob, TranslateSummary, quantizes_per_batch, run_translate_job,
+)
 from onnxpress.runtime.jobs.writers import write_lines
 
 if TYPE_CHECKING:
@@ -153,7 +155,9 @@ class RayTranslateJob(_OnRay, TranslateJob):
 
         return source_tokenizer(self.translator.artifact)
 
-    def batch_limits(self) -> list[int | None]:
+    def batch_limits(self) -> list[int | None] | None:
+        if not quantizes_per_batch(self.translator.artifact, self.translator.variant):
+            return None
         return [self.workers.max_batch_tokens, self.workers.max_batch_size]  # None: the actors' defaults
 
     def chunks(self) -> Iterator[Any]:
