@@ -11,11 +11,11 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Iterator
+from typing import IO, Any, BinaryIO, Iterator, Sequence
 
 from onnxpress.errors import UserError
 from onnxpress.runtime.jobs.readers import Chunk, LineReader, decode_line
-from onnxpress.runtime.jobs.resumable import JobConfig, Merged, ResumableJob, run_job
+from onnxpress.runtime.jobs.resumable import JobConfig, Merged, ResumableJob, part_name, run_job
 from onnxpress.runtime.jobs.writers import write_lines
 
 DEFAULT_CHUNK_LINES = 1024
@@ -33,7 +33,8 @@ class TranslateSummary:
     translated: int
     blank: int
     errors: list[int] = field(default_factory=list)  # 1-based line numbers that were not valid UTF-8
-    truncated: list[int] = field(default_factory=list)  # 1-based line numbers longer than the model reads
+    truncated: int = 0  # lines longer than the model reads (only their start is translated)
+    truncated_lines: list[int] = field(default_factory=list)  # the first few, 1-based
     resumed_chunks: int = 0
     output: str = ""
     seconds: float = 0.0
@@ -43,27 +44,42 @@ class TranslateSummary:
         rate = f", {self.rate:.1f} lines/s" if self.rate > 0 else ""
         resumed = f" ({self.resumed_chunks} chunks from an earlier run)" if self.resumed_chunks else ""
         bad = f", {len(self.errors)} not UTF-8 (blank in output; lines {self.errors[:5]})" if self.errors else ""
-        cut = (f", {len(self.truncated)} truncated (longer than the model reads: only their start is translated; "
-               f"lines {self.truncated[:5]})" if self.truncated else "")
+        cut = (f", {self.truncated} truncated (longer than the model reads: only their start is translated; "
+               f"lines {self.truncated_lines})" if self.truncated else "")
         return (f"{self.lines} lines: {self.translated} translated, {self.blank} blank{bad}{cut} -> "
                 f"{self.output}{resumed}{rate}")
 
-    def count(self, texts: list[str | None], first_line: int, source: Any) -> None:
-        """Add one batch of decoded lines (None = not UTF-8) starting at 1-based `first_line`;
-        `source` (the translator's source tokenizer) tells which lines it truncates."""
+    def count(self, texts: list[str | None], first_line: int) -> None:
+        """Add one batch of decoded lines (None = not UTF-8) starting at 1-based `first_line`."""
         self.lines += len(texts)
         self.errors.extend(first_line + k for k, t in enumerate(texts) if t is None)
         self.translated += sum(1 for t in texts if t is not None and t.strip())
         self.blank += sum(1 for t in texts if t is not None and not t.strip())
-        kept = [k for k, t in enumerate(texts) if t is not None and t.strip()]
-        if kept:
-            cut = source.encode([texts[k] for k in kept], with_type_ids=False).truncated
-            self.truncated.extend(first_line + kept[j] for j in range(len(kept)) if cut[j])
+
+    def count_truncated(self, flags: Sequence[bool], first_line: int) -> None:
+        """Add the truncation flags of the lines starting at 1-based `first_line`."""
+        cut = [first_line + k for k, flag in enumerate(flags) if flag]
+        self.truncated += len(cut)
+        self.truncated_lines.extend(cut[: max(0, SHOWN_LINES - len(self.truncated_lines))])
 
 
-def translate_lines(translator: Any, texts: list[str], beam_size: int | None) -> list[str]:
-    """One output line per text (a translation never spans lines)."""
-    return [" ".join(t.text.split()) for t in translator.translate(texts, beam_size=beam_size)]
+SHOWN_LINES = 5  # line numbers a summary names per kind of problem
+
+
+def translate_lines(translator: Any, texts: list[str], beam_size: int | None) -> tuple[list[str], list[bool]]:
+    """One output line per text (a translation never spans lines), and which texts were truncated."""
+    translations = translator.translate(texts, beam_size=beam_size)
+    return [" ".join(t.text.split()) for t in translations], [t.truncated for t in translations]
+
+
+def truncation(source: Any, texts: Sequence[str | None]) -> list[bool]:
+    """Which texts `source` (a source tokenizer) truncates, without translating them."""
+    kept = [k for k, t in enumerate(texts) if t is not None and t.strip()]
+    flags = [False] * len(texts)
+    if kept:
+        for k, cut in zip(kept, source.encode([texts[k] for k in kept], with_type_ids=False).truncated):
+            flags[k] = bool(cut)
+    return flags
 
 
 def translate_stream(translator: Any, src: IO[bytes], dst: IO[str], *, beam_size: int | None = None,
@@ -78,8 +94,11 @@ def translate_stream(translator: Any, src: IO[bytes], dst: IO[str], *, beam_size
     batch: list[str | None] = []
 
     def flush() -> None:
-        summary.count(batch, summary.lines + 1, translator.source)
-        for text in translate_lines(translator, [t or "" for t in batch], beam_size):
+        first = summary.lines + 1
+        summary.count(batch, first)
+        lines, cut = translate_lines(translator, [t or "" for t in batch], beam_size)
+        summary.count_truncated(cut, first)
+        for text in lines:
             dst.write(text + "\n")
         dst.flush()
         batch.clear()
@@ -115,9 +134,11 @@ class TranslateJob(ResumableJob[Chunk]):
         self.translator, self.config = translator, config
         self.summary = TranslateSummary(lines=0, translated=0, blank=0, output=str(config.output))
 
+    translates_here = True  # write_part translates (and so learns the truncated lines) in this process
+
     @property
     def source(self) -> Any:
-        """The source tokenizer (it tells which lines are truncated)."""
+        """The source tokenizer: it tells which lines are truncated in chunks not translated here."""
         return self.translator.source
 
     def batch_limits(self) -> list[int | None] | None:
@@ -134,14 +155,18 @@ class TranslateJob(ResumableJob[Chunk]):
 
     def chunks(self) -> Iterator[Chunk]:
         for chunk in self.reader.chunks():
-            self.summary.count(chunk.texts, chunk.start + 1, self.source)
+            self.summary.count(chunk.texts, chunk.start + 1)
+            if not self.translates_here or (self.work / part_name(chunk.index, self.part_suffix)).exists():
+                self.summary.count_truncated(truncation(self.source, chunk.texts), chunk.start + 1)
             yield chunk
 
     def total_rows(self) -> int | None:
         return self.reader.total_rows
 
     def write_part(self, chunk: Chunk, fh: BinaryIO) -> None:
-        write_lines(fh, translate_lines(self.translator, [t or "" for t in chunk.texts], self.config.beam_size))
+        lines, cut = translate_lines(self.translator, [t or "" for t in chunk.texts], self.config.beam_size)
+        self.summary.count_truncated(cut, chunk.start + 1)
+        write_lines(fh, lines)
 
     def part_rows(self, part: Path) -> int:
         with open(part, "rb") as fh:

@@ -131,8 +131,24 @@ def test_lines_longer_than_the_model_reads_are_reported(translator, tmp_path):
     long_line = " ".join(SENTENCES * 40)
     src.write_text("\n".join([SENTENCES[0], long_line, "", long_line]) + "\n")
     summary = translate_file(translator, src, tmp_path / "o.en", beam_size=1, progress=False)
-    assert summary.truncated == [2, 4] and "2 truncated" in summary.line()
+    assert (summary.truncated, summary.truncated_lines) == (2, [2, 4]) and "2 truncated" in summary.line()
     assert len((tmp_path / "o.en").read_text().splitlines()) == 4
+
+    class DiesAfterOneChunk:  # the first chunk (lines 1-2) is committed, then the run stops
+        artifact, variant, source, budget = translator.artifact, translator.variant, translator.source, translator.budget
+        calls = 0
+
+        def translate(self, texts, beam_size=None):
+            self.calls += 1
+            if self.calls > 1:
+                raise KeyboardInterrupt
+            return translator.translate(texts, beam_size=beam_size)
+
+    out = tmp_path / "resumed.en"
+    with pytest.raises(KeyboardInterrupt):
+        translate_file(DiesAfterOneChunk(), src, out, beam_size=1, chunk_lines=2, progress=False)
+    resumed = translate_file(translator, src, out, beam_size=1, chunk_lines=2, progress=False)
+    assert resumed.resumed_chunks == 1 and (resumed.truncated, resumed.truncated_lines) == (2, [2, 4])
 
 
 def test_a_resumed_translation_must_use_the_same_batches_where_they_shape_the_text(tmp_path):

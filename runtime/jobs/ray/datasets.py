@@ -103,7 +103,7 @@ class TranslateBatches:
         else:
             texts, errors = _texts_and_errors(table, self.text_column)
             texts = [t or "" for t in texts]
-        lines = translate_lines(self.translator, texts, self.beam_size)
+        lines, _ = translate_lines(self.translator, texts, self.beam_size)
         table = _set_column(table, "translation", pa.array(lines, type=pa.string()))
         return _set_column(table, "error", pa.array(errors, type=pa.string()))
 

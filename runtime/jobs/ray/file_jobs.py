@@ -148,6 +148,7 @@ class RayTranslateJob(_OnRay, TranslateJob):
     """`TranslateJob` whose chunks are translated by a Ray actor pool."""
 
     task = "translation"
+    translates_here = False  # the actors translate: the truncated lines are read from the tokenizer
 
     @functools.cached_property
     def source(self) -> Any:
