@@ -429,6 +429,8 @@ class Batcher:
 
     def _settle(self) -> None:
         """Set the exceptions `_fail` recorded (called without the lock)."""
+        if not self._failing:  # the usual case, twice per run: no lock taken. A failure recorded
+            return  # meanwhile is settled by the thread that recorded it, which calls this next
         with self._cond:
             failing, self._failing = self._failing, []
         for request, exc in failing:

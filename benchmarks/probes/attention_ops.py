@@ -22,7 +22,6 @@ HIDDEN, HEADS = 384, 12  # MiniLM-L6
 
 
 def build(nodes_inputs: tuple, opset: int, batch: int, length: int, mask_type: int | None, mask_shape: list | None):
-    import onnxruntime as ort
     from onnx import TensorProto, helper
 
     op, inputs, attrs, domain = nodes_inputs
@@ -33,14 +32,11 @@ def build(nodes_inputs: tuple, opset: int, batch: int, length: int, mask_type: i
     graph = helper.make_graph([helper.make_node(op, inputs, ["out"], domain=domain, **attrs)], "attention", tensors, [out])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid("com.microsoft", 1)],
                               ir_version=10)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return _one_thread_session(model)
 
 
 def build_decomposed(batch: int, length: int):
     """The attention as plain ONNX ops, additive mask [B, 1, S, S]: what a graph without a fused op runs."""
-    import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
     head = HIDDEN // HEADS
@@ -60,6 +56,12 @@ def build_decomposed(batch: int, length: int):
     out = helper.make_tensor_value_info("out", TensorProto.FLOAT, [batch, length, HIDDEN])
     model = helper.make_model(helper.make_graph(nodes, "decomposed", tensors, [out], constants),
                               opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    return _one_thread_session(model)
+
+
+def _one_thread_session(model):
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])

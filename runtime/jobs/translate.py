@@ -19,6 +19,7 @@ from onnxpress.runtime.jobs.resumable import JobConfig, Merged, ResumableJob, pa
 from onnxpress.runtime.jobs.writers import write_lines
 
 DEFAULT_CHUNK_LINES = 1024
+SHOWN_LINES = 5  # line numbers a summary names per kind of problem
 
 
 @dataclass(kw_only=True)
@@ -43,7 +44,7 @@ class TranslateSummary:
     def line(self) -> str:
         rate = f", {self.rate:.1f} lines/s" if self.rate > 0 else ""
         resumed = f" ({self.resumed_chunks} chunks from an earlier run)" if self.resumed_chunks else ""
-        bad = f", {len(self.errors)} not UTF-8 (blank in output; lines {self.errors[:5]})" if self.errors else ""
+        bad = f", {len(self.errors)} not UTF-8 (blank in output; lines {self.errors[:SHOWN_LINES]})" if self.errors else ""
         cut = (f", {self.truncated} truncated (longer than the model reads: only their start is translated; "
                f"lines {self.truncated_lines})" if self.truncated else "")
         return (f"{self.lines} lines: {self.translated} translated, {self.blank} blank{bad}{cut} -> "
@@ -61,9 +62,6 @@ class TranslateSummary:
         cut = [first_line + k for k, flag in enumerate(flags) if flag]
         self.truncated += len(cut)
         self.truncated_lines.extend(cut[: max(0, SHOWN_LINES - len(self.truncated_lines))])
-
-
-SHOWN_LINES = 5  # line numbers a summary names per kind of problem
 
 
 def translate_lines(translator: Any, texts: list[str], beam_size: int | None) -> tuple[list[str], list[bool]]:
