@@ -30,6 +30,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from onnxpress.runtime.int8_gemm import PRECISE_INT8_ENTRY, read_cpuinfo, saturating_cpu
+
 # A run whose per-batch repeat spread (max-min over mean, median across batches) exceeds this
 # is flagged: its absolute numbers are not trustworthy, only ratios might be.
 SPREAD_WARN = 0.25
@@ -188,17 +190,8 @@ def agreement(outputs_a: dict[int, Sequence[Any]], outputs_b: dict[int, Sequence
 
 def cpu_info(path: str = "/proc/cpuinfo") -> dict[str, Any]:
     """CPU model, the GEMM-relevant flags it has (and lacks), and logical CPU counts."""
-    model, flags = platform.processor() or "unknown", set()
-    try:
-        for line in Path(path).read_text().splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key == "model name" and model in ("unknown", platform.processor()):
-                model = value.strip()
-            elif key == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
+    model, flags = read_cpuinfo(path)
+    model, flags = model or platform.processor() or "unknown", flags or set()
     try:
         affinity = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -259,6 +252,7 @@ def capture_environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpu": cpu_info(),
+        "int8_gemm": "exact u8 x u8 (no VNNI)" if saturating_cpu() else "u8 x s8",
         "memory_gib": memory_total_gib(),
         "load_average_1_5_15": list(load) if load else None,
         "nice": os.nice(0) if hasattr(os, "nice") else None,
@@ -275,7 +269,7 @@ def ort_session_options(session: Any) -> dict[str, Any]:
     so = session.get_session_options()
     entries = {}
     for key in ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning",
-                "session.dynamic_block_base", "session.intra_op_thread_affinities"):
+                "session.dynamic_block_base", "session.intra_op_thread_affinities", PRECISE_INT8_ENTRY):
         try:
             value = so.get_session_config_entry(key)
         except Exception:  # noqa: BLE001 - unset entries raise in some ORT versions

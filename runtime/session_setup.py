@@ -12,6 +12,8 @@ Why each setting (figures and the commands that reproduce them: benchmarks/READM
   budget makes a new (batch, length) almost every call.
 * `enable_cpu_mem_arena` = True by default: the token budget bounds every tensor, so the arena
   peaks on the first (longest) batch and is reused. `mem_arena=False` remains available.
+* On x86 CPUs without VNNI, `session.x64quantprecision` = 1: exact int8 GEMMs instead of a kernel
+  that clips pair sums (`runtime/int8_gemm.py`). A caller's `config` entry overrides it.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from typing import Any
 
 from onnxpress.errors import UserError
 from onnxpress.runtime.devices import CPU_EP
+from onnxpress.runtime.int8_gemm import precise_int8_entries
 
 # ORT graph optimizers that make CPU runs slower (see the module docstring).
 CPU_DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
@@ -45,7 +48,7 @@ def session_options(threads: int | None, mem_arena: bool = True, log_level: int 
     so.enable_mem_pattern = False
     so.enable_cpu_mem_arena = bool(mem_arena)
     so.log_severity_level = log_level  # errors only: no warning spam on every load
-    for key, value in (config or {}).items():  # e.g. {"session.intra_op.allow_spinning": "0"}
+    for key, value in {**precise_int8_entries(), **(config or {})}.items():
         so.add_session_config_entry(key, str(value))
     return so
 

@@ -8,14 +8,23 @@ from typing import Any
 import numpy as np
 
 from onnxpress.errors import UserError
+from onnxpress.runtime.int8_gemm import read_cpuinfo
 
 from onnxpress.benchmarks.contenders.base import TokenBatch
 from onnxpress.benchmarks.contenders.checkpoint_peer import CheckpointPeer, building, hf_tokenizer
 
 
+def recommended_qconfig(flags: set[str]) -> str:
+    """The `AutoQuantizationConfig` Optimum documents for this CPU: avx512_vnni where it has VNNI,
+    avx512 on other AVX-512 CPUs, avx2 elsewhere (uint8 weights: its answer to VPMADDUBSW clipping)."""
+    if "avx512_vnni" in flags:
+        return "avx512_vnni"
+    return "avx512" if "avx512bw" in flags else "avx2"
+
+
 class OptimumORT(CheckpointPeer):
-    """Hugging Face Optimum: its own ONNX export (and its own `ORTQuantizer` avx512_vnni dynamic
-    per-channel int8), run through `ORTModelForSequenceClassification` on sorted batches."""
+    """Hugging Face Optimum: its own ONNX export (and its own `ORTQuantizer` dynamic per-channel
+    int8, configured for this CPU), run through `ORTModelForSequenceClassification` on sorted batches."""
 
     family, kind = "ort", "optimum"
 
@@ -25,17 +34,18 @@ class OptimumORT(CheckpointPeer):
         self.quantize = quantize
         self.precision = "int8" if quantize else "fp32"
         self.name = f"optimum-{self.precision}"
-        self.stack = ("Optimum ORTModel, ORTQuantizer avx512_vnni dynamic per-channel int8" if quantize
+        self.qconfig = recommended_qconfig(read_cpuinfo()[1] or set())
+        self.stack = (f"Optimum ORTModel, ORTQuantizer {self.qconfig} dynamic per-channel int8" if quantize
                       else "Optimum ORTModel fp32 (optimum export)")
         self.model = None
 
     @property
     def spec(self) -> dict[str, Any]:
-        return {**super().spec, "quantize": self.quantize}
+        return {**super().spec, "quantize": self.quantize, "qconfig": self.qconfig if self.quantize else None}
 
     @property
     def model_dir(self) -> Path:
-        return self.built("optimum") / ("int8" if self.quantize else "fp32")
+        return self.built("optimum") / (f"int8-{self.qconfig}" if self.quantize else "fp32")
 
     @property
     def file_name(self) -> str:
@@ -62,7 +72,7 @@ class OptimumORT(CheckpointPeer):
             from optimum.onnxruntime.configuration import AutoQuantizationConfig
 
             quantizer = ORTQuantizer.from_pretrained(fp32, file_name="model.onnx")
-            qconfig = AutoQuantizationConfig.avx512_vnni(is_static=False, per_channel=True)
+            qconfig = getattr(AutoQuantizationConfig, self.qconfig)(is_static=False, per_channel=True)
             with building(self.model_dir) as tmp:
                 quantizer.quantize(save_dir=tmp, quantization_config=qconfig)
                 for p in fp32.iterdir():
@@ -108,7 +118,7 @@ class OptimumORT(CheckpointPeer):
 
         return {**super().describe(), "model": str(self.model_dir / self.file_name),
                 "session": ort_session_options(self.session),
-                "quantization": ("ORTQuantizer AutoQuantizationConfig.avx512_vnni(is_static=False, "
+                "quantization": (f"ORTQuantizer AutoQuantizationConfig.{self.qconfig}(is_static=False, "
                                  "per_channel=True)") if self.quantize else None}
 
     def close(self) -> None:
