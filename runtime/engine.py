@@ -24,8 +24,7 @@ import numpy as np
 from onnxpress.errors import InferenceError, UserError
 from onnxpress.runtime.cuda_graphs import PLACEMENT_CONFIG, Bucket, capture_blockers, placement
 from onnxpress.runtime.devices import CPU_EP, provider_chain
-from onnxpress.runtime.int8_gemm import precise_int8_entries
-from onnxpress.runtime.session_setup import disabled_optimizers, session_options
+from onnxpress.runtime.session_setup import config_entries, disabled_optimizers, session_options
 from onnxpress.runtime.tensorrt import tensorrt_options
 
 __all__ = ["Engine", "EngineConfig", "disabled_optimizers", "session_options"]
@@ -136,7 +135,7 @@ class Engine:
             "io_binding": self.io_binding,
             "cuda_graphs": self.cuda_graphs,
             "cuda_graphs_fallback": self.graph_fallback,
-            "session_config": {**precise_int8_entries(), **(self.config.session_config or {})},
+            "session_config": config_entries(self.config.session_config),
             "disabled_optimizers": disabled_optimizers(self.providers),
         }
 

@@ -5,12 +5,13 @@ VPMADDUBSW, which adds each pair of products in int16 and clips the sum: two lar
 against two large weights (255 x 127 x 2 > 32767) lose the excess. VNNI and AMX kernels
 accumulate in int32 and never clip. The session entry `session.x64quantprecision=1` makes
 ONNX Runtime store such weights as uint8 (+128, the same values) at load and use its u8 x u8
-kernel: the integers a VNNI machine computes, somewhat slower. Every session onnxpress opens
-sets it on those CPUs, so an int8 artifact answers on any x86 CPU as its export validated it
+kernel: the integers a VNNI machine computes, somewhat slower. Every session the runtime opens
+sets it on those CPUs, so an int8 artifact's GEMMs give the same integers on any x86 CPU
 (figures: benchmarks/README.md, "int8 on CPUs without VNNI").
 
-The entry is left off on VNNI/AMX machines: there ONNX Runtime would still convert the weights
-and run the slower u8 x u8 kernel for nothing.
+The entry is left off on VNNI/AMX machines: ONNX Runtime's own gate (`MlasPlatformU8S8Overflow`)
+compares its u8 x u8 and u8 x s8 kernel tables, which differ there too, so it could still convert
+the weights and run the slower kernel where the fast one is exact.
 """
 from __future__ import annotations
 

@@ -48,9 +48,15 @@ def session_options(threads: int | None, mem_arena: bool = True, log_level: int 
     so.enable_mem_pattern = False
     so.enable_cpu_mem_arena = bool(mem_arena)
     so.log_severity_level = log_level  # errors only: no warning spam on every load
-    for key, value in {**precise_int8_entries(), **(config or {})}.items():
+    for key, value in config_entries(config).items():
         so.add_session_config_entry(key, str(value))
     return so
+
+
+def config_entries(config: dict[str, str] | None = None) -> dict[str, str]:
+    """The session config entries a session gets: the exact-int8 entry where this CPU needs it
+    (`runtime/int8_gemm.py`), then the caller's, which win."""
+    return {**precise_int8_entries(), **{k: str(v) for k, v in (config or {}).items()}}
 
 
 def spin_config(spin_us: int | None) -> dict[str, str]:

@@ -194,7 +194,7 @@ class Translator:
         variant: "auto" or a name from the manifest (int8 on CPU, fp16 on CUDA by default);
         device: "auto", "cpu", "cuda", "tensorrt"; threads: the CPU thread budget (None: one per core),
         shared by the batches decoded at once (`workers`). `options` are those of `open` (max_batch_size, max_batch_tokens, io_binding,
-        mem_arena, verify: the sha256 of every file is checked before ONNX Runtime sees it; workers:
+        mem_arena, session_config, verify: the sha256 of every file is checked before ONNX Runtime sees it; workers:
         batches decoded in parallel on CPU, "auto" by model size). A variant validated only on CPU
         is checked against the artifact's reference sample (greedy) on first GPU load.
         """
@@ -210,10 +210,12 @@ class Translator:
     def open(cls, artifact: str | os.PathLike | Artifact, variant: str, device: str,
              threads: int | None = None, *, max_batch_size: int | None = None,
              max_batch_tokens: int | None = None, io_binding: bool | None = None, mem_arena: bool = True,
-             verify: bool = True, workers: int | str = "auto") -> "Translator":
+             session_config: dict[str, str] | None = None, verify: bool = True,
+             workers: int | str = "auto") -> "Translator":
         """Serve `variant` on `device` exactly as given: no auto choice and no device check
         (export validation runs any variant on CPU through this). workers: batches decoded in
-        parallel on CPU, sharing `threads` (`parallel_runs.split_threads`; "auto" by model size)."""
+        parallel on CPU, sharing `threads` (`parallel_runs.split_threads`; "auto" by model size);
+        session_config: extra onnxruntime session config entries for both graphs."""
         opened = open_variant(open_artifact(artifact, TASK), variant, device, ("encoder", "decoder_step"), verify)
         runs, threads = runs_for(device, threads, opened.models["decoder_step"], opened.spec.precision, workers)
         src_name, tgt_name = tokenizer_files(opened.artifact)
@@ -222,7 +224,8 @@ class Translator:
         budget = token_budget(max_batch_tokens, max_batch_size, DEFAULT_MAX_BATCH_TOKENS,
                               GPU_MAX_BATCH_SIZE if device != "cpu" else CPU_MAX_BATCH_SIZE)
         encoder, decoder = (
-            Engine(opened.models[role], session_config(opened, role, threads, budget, io_binding, mem_arena))
+            Engine(opened.models[role], engine_settings(opened, role, threads, budget, io_binding, mem_arena,
+                                                        session_config))
             for role in ("encoder", "decoder_step")
         )
         return cls(opened.artifact, variant, encoder, decoder, source, tgt_path, budget, source_path=src_path,
@@ -341,17 +344,20 @@ class Translator:
         return f"Translator({str(self.artifact.root)!r}, variant={self.variant!r}, device={self.device!r})"
 
 
-def session_config(opened: OpenedVariant, role: str, threads: int | None, budget: TokenBudget,
-                   io_binding: bool | None, mem_arena: bool) -> EngineConfig:
+def engine_settings(opened: OpenedVariant, role: str, threads: int | None, budget: TokenBudget,
+                    io_binding: bool | None, mem_arena: bool,
+                    session_config: dict[str, str] | None = None) -> EngineConfig:
     """Engine settings of the encoder or decoder_step graph; on TensorRT, optimization profiles
     from the batch plan: sentences 1..max_batch_size, source tokens 1..max_length, beams
     1..MAX_PROFILE_BEAM (static widths read from the graph)."""
     if opened.device != "tensorrt":
-        return engine_config(opened, threads, role=role, io_binding=io_binding, mem_arena=mem_arena)
+        return engine_config(opened, threads, role=role, io_binding=io_binding, mem_arena=mem_arena,
+                             session_config=session_config)
     default_beam = int(opened.artifact.manifest.extra.get("beam_size", 4))
     beam = (1, min(max(default_beam, 1), MAX_PROFILE_BEAM), MAX_PROFILE_BEAM)
     return engine_config(opened, threads, role=role, io_binding=io_binding, mem_arena=mem_arena, budget=budget,
-                         profile_inputs=graph_inputs(opened.models[role]), profile_dims={"beam": beam})
+                         session_config=session_config, profile_inputs=graph_inputs(opened.models[role]),
+                         profile_dims={"beam": beam})
 
 
 def _vocab_size(artifact: Artifact, decoder: Engine, target: Any) -> int:

@@ -2,22 +2,27 @@
 from __future__ import annotations
 
 import os
+import platform
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from onnxpress.errors import UserError
-from onnxpress.runtime.int8_gemm import read_cpuinfo
+from onnxpress.runtime.int8_gemm import INT32_DOT_PRODUCT_FLAGS, read_cpuinfo
 
 from onnxpress.benchmarks.contenders.base import TokenBatch
 from onnxpress.benchmarks.contenders.checkpoint_peer import CheckpointPeer, building, hf_tokenizer
 
 
-def recommended_qconfig(flags: set[str]) -> str:
-    """The `AutoQuantizationConfig` Optimum documents for this CPU: avx512_vnni where it has VNNI,
-    avx512 on other AVX-512 CPUs, avx2 elsewhere (uint8 weights: its answer to VPMADDUBSW clipping)."""
-    if "avx512_vnni" in flags:
+def recommended_qconfig(machine: str, flags: set[str]) -> str:
+    """The `AutoQuantizationConfig` Optimum documents for this CPU: arm64 on ARM; avx512_vnni where
+    int8 dot products accumulate in int32 (AVX-512 VNNI, AVX-VNNI, AMX); avx512 on other AVX-512
+    CPUs (int8 weights: ORT's kernel there clips pair sums, Optimum's choice); avx2 elsewhere
+    (uint8 weights, which do not clip)."""
+    if machine.lower() in ("aarch64", "arm64"):
+        return "arm64"
+    if flags & INT32_DOT_PRODUCT_FLAGS:
         return "avx512_vnni"
     return "avx512" if "avx512bw" in flags else "avx2"
 
@@ -34,7 +39,7 @@ class OptimumORT(CheckpointPeer):
         self.quantize = quantize
         self.precision = "int8" if quantize else "fp32"
         self.name = f"optimum-{self.precision}"
-        self.qconfig = recommended_qconfig(read_cpuinfo()[1] or set())
+        self.qconfig = recommended_qconfig(platform.machine(), read_cpuinfo()[1] or set())
         self.stack = (f"Optimum ORTModel, ORTQuantizer {self.qconfig} dynamic per-channel int8" if quantize
                       else "Optimum ORTModel fp32 (optimum export)")
         self.model = None

@@ -122,8 +122,8 @@ def load_model(name: str, path: str | os.PathLike, config: BatcherConfig, observ
                spin_us: int | None = DEFAULT_SPIN_US, **load_options: Any) -> ServedModel:
     """Load an artifact as the model its manifest names, behind a new Batcher.
 
-    `spin_us` bounds a classifier's ORT spin-waiting (`session_setup.spin_config`; the translator's
-    loader takes no session config).
+    `spin_us` bounds a classifier's ORT spin-waiting (`session_setup.spin_config`); a translator
+    keeps ONNX Runtime's default spinning (not measured for it).
     """
     from onnxpress.runtime import Artifact, Classifier, Translator
 

@@ -12,7 +12,7 @@ from onnxpress.runtime.devices import CPU_EP, CUDA_EP, TRT_EP, provider_chain
 from onnxpress.runtime.gpu_check import SAMPLE_KEY, compare_translations, ensure_gpu_checked, run_gpu_check
 from onnxpress.runtime.loading import open_variant, token_budget
 from onnxpress.runtime.tensorrt import parse_profile
-from onnxpress.runtime.translator import MAX_PROFILE_BEAM, Translator, session_config
+from onnxpress.runtime.translator import MAX_PROFILE_BEAM, Translator, engine_settings
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
@@ -34,7 +34,7 @@ def test_tensorrt_profiles_for_encoder_and_decoder_step(toy, monkeypatch, tmp_pa
     opened = open_variant(Artifact.open(toy[1]), variant, "tensorrt", ("encoder", "decoder_step"))
     budget = token_budget(None, 32, 4096, 256)
     max_length = opened.artifact.manifest.max_length
-    configs = {role: session_config(opened, role, 1, budget, None, True) for role in ("encoder", "decoder_step")}
+    configs = {role: engine_settings(opened, role, 1, budget, None, True) for role in ("encoder", "decoder_step")}
     for role, config in configs.items():
         trt = provider_chain("tensorrt", trt_options=config.trt_options)[0][1]
         assert trt.get("trt_int8_enable") == int8
@@ -55,7 +55,7 @@ def test_tensorrt_profiles_for_encoder_and_decoder_step(toy, monkeypatch, tmp_pa
 
 def test_cpu_sessions_get_no_tensorrt_options(toy):
     opened = open_variant(Artifact.open(toy[1]), "int8", "cpu", ("encoder", "decoder_step"))
-    assert session_config(opened, "encoder", 1, token_budget(None, None, 4096, 64), None, True).trt_options is None
+    assert engine_settings(opened, "encoder", 1, token_budget(None, None, 4096, 64), None, True).trt_options is None
 
 
 class _OnGpu:

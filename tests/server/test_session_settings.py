@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from onnxpress.runtime.batcher import BatcherConfig
+from onnxpress.runtime.int8_gemm import precise_int8_entries
 from onnxpress.runtime.server.models import load_model
 from onnxpress.runtime.server.settings import DEFAULT_SPIN_US
 
@@ -15,9 +16,12 @@ SPIN_US = "session.intra_op.spin_duration_us"
 def entries(classifier_dir, **options) -> dict[str, str]:
     served = load_model("clf", classifier_dir, BatcherConfig(), None, variant="fp32", **options)
     try:
-        return served.model.engine.describe()["session_config"]
+        got = served.model.engine.describe()["session_config"]
     finally:
         served.batcher.close()
+    exact = precise_int8_entries()  # present on CPUs without VNNI (tests/runtime/test_int8_gemm.py)
+    assert {k: got.pop(k) for k in exact} == exact
+    return got
 
 
 def test_served_classifier_threads_spin_for_a_bounded_time_by_default(classifier_dir):
