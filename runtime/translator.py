@@ -193,9 +193,10 @@ class Translator:
 
         variant: "auto" or a name from the manifest (int8 on CPU, fp16 on CUDA by default);
         device: "auto", "cpu", "cuda", "tensorrt"; threads: the CPU thread budget (None: one per core),
-        shared by the batches decoded at once (`workers`). `options` are those of `open` (max_batch_size, max_batch_tokens, io_binding,
-        mem_arena, session_config, verify: the sha256 of every file is checked before ONNX Runtime sees it; workers:
-        batches decoded in parallel on CPU, "auto" by model size). A variant validated only on CPU
+        shared by the batches decoded at once (`workers`). `options` are those of `open`
+        (max_batch_size, max_batch_tokens, io_binding, mem_arena, session_config, verify: the sha256
+        of every file is checked before ONNX Runtime sees it; workers: batches decoded in parallel
+        on CPU, "auto" by model size). A variant validated only on CPU
         is checked against the artifact's reference sample (greedy) on first GPU load.
         """
         artifact = open_artifact(path, TASK)

@@ -20,7 +20,7 @@ def clipping_gemm(path: Path) -> Path:
              numpy_helper.from_array(np.ones(N, np.float32), "b_scale")]
     node = helper.make_node("MatMulIntegerToFloat", ["A", "B", "a_scale", "b_scale"], ["Y"], domain="com.microsoft")
     graph = helper.make_graph([node], "clip", [a], [y], initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)],
-                              ir_version=9)
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    model = helper.make_model(graph, opset_imports=opsets, ir_version=9)
     onnx.save(model, str(path))
     return path

@@ -186,3 +186,13 @@ def test_concurrent_translate_calls_agree(fp32):
         results = list(pool.map(lambda i: fp32.translate(SOURCES[i:] + SOURCES[:i], beam_size=3), range(6)))
     for i, out in enumerate(results):
         assert [t.token_ids for t in out] == expected[i:] + expected[:i]
+
+
+def test_session_config_entries_reach_both_graphs(toy):
+    from onnxpress.runtime.translator import Translator
+
+    translator = Translator.load(toy[1], variant="int8", device="cpu", threads=1,
+                                 session_config={"session.intra_op.allow_spinning": "0"})
+    for engine in (translator.encoder, translator.decoder):
+        assert engine.options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+        assert engine.describe()["session_config"]["session.intra_op.allow_spinning"] == "0"
