@@ -44,6 +44,7 @@ from onnxpress.runtime.artifact import Manifest, TensorSpec, Variant
 from onnxpress.runtime.classifier import softmax
 from onnxpress.runtime.devices import CPU_EP
 from onnxpress.runtime.gpu_check import DEFAULT_TOLERANCE, SAMPLE_KEY
+from onnxpress.runtime.int8_gemm import int8_kernel
 
 PROBE_ROWS = 256  # parity probe of the graphs other variants are built from
 
@@ -232,6 +233,8 @@ class ClassifierConverter(Converter[Any]):
             attempts = ladder(variant, self.graphs, self.work, self.opt, feeds)
             manifest.variants[variant] = self._climb(variant, attempts, ref, staging)
             manifest.variants[variant].parity["validated_on"] = [CPU_EP]
+            if manifest.variants[variant].precision == "int8":
+                manifest.variants[variant].parity["int8_gemm"] = int8_kernel()
         for row in self.rows:
             row.setdefault("status", "")
         return {"rows": self.rows, "reference_accuracy": ref.accuracy}

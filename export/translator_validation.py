@@ -19,6 +19,7 @@ import numpy as np
 from onnxpress.export.gate import gate_reasons
 from onnxpress.runtime.artifact import Manifest
 from onnxpress.runtime.gpu_check import DEFAULT_MAX_TOKEN_MISMATCH, DEFAULT_SCORE_TOLERANCE, SAMPLE_KEY
+from onnxpress.runtime.int8_gemm import int8_kernel
 from onnxpress.runtime.translator import Translator
 from onnxpress.training.bleu import bleu_score
 from onnxpress.training.translator_checkpoint import LoadedTranslator
@@ -129,6 +130,8 @@ def validate(out: str | Path, loaded: LoadedTranslator, manifest: Manifest, opti
                                       "reference": "onnxpress.training.decoding greedy_decode"}
         if beam != 1:
             parity_rec[f"beam{beam}_token_match"] = beam_same
+        if spec.precision == "int8":
+            parity_rec["int8_gemm"] = int8_kernel()
         if name == "fp32":
             diffs = [float(np.abs(g.attention[:, : r[1].shape[1]] - r[1]).max())
                      for g, r, ok in zip(greedy, ref_greedy, same) if ok and len(g.tokens)]

@@ -77,3 +77,8 @@ def precise_int8_entries(saturates: bool | None = None) -> dict[str, str]:
     if saturates is None:
         saturates = saturating_cpu()
     return {PRECISE_INT8_ENTRY: "1"} if saturates else {}
+
+
+def int8_kernel() -> str:
+    """Which int8 GEMM this machine's sessions run (recorded beside an int8 variant's validation)."""
+    return "u8 x u8 (exact; this CPU's u8 x s8 kernel clips)" if saturating_cpu() else "u8 x s8"

@@ -12,6 +12,7 @@ from onnxpress.errors import UserError
 from onnxpress.export.classifier import VARIANTS, export_classifier
 from onnxpress.export.optimize import count_ops
 from onnxpress.runtime.artifact import Artifact, sha256_file
+from onnxpress.runtime.int8_gemm import int8_kernel
 
 ALL = list(VARIANTS)
 
@@ -58,6 +59,7 @@ def test_manifest_describes_the_model(artifact, tiny_checkpoint):
     assert m.variants["int8"].devices == ["cpu"] and m.variants["fp16"].devices == ["cuda"]
     assert m.variants["int8-static"].method["calibration_method"] == "minmax"
     assert m.variants["int8"].method["per_channel"] is True
+    assert m.variants["int8"].parity["int8_gemm"] == int8_kernel() and "int8_gemm" not in m.variants["fp32"].parity
     # the copied tokenizer has the checkpoint's baked-in padding/truncation stripped
     tok = json.loads((out / "tokenizer.json").read_text())
     assert tok["padding"] is None and tok["truncation"] is None

@@ -105,6 +105,8 @@ def test_manifest_contract(exported):
 
 
 def test_validation_parity_and_bleu(exported):
+    from onnxpress.runtime.int8_gemm import int8_kernel
+
     _, _, manifest, report = exported
     fp32 = manifest.variants["fp32"]
     assert fp32.parity["greedy_token_match"] == 1.0
@@ -112,6 +114,8 @@ def test_validation_parity_and_bleu(exported):
     assert report["pytorch"]["bleu"][1] > 50  # the toy model memorized its pairs
     assert fp32.metrics["bleu_drop"] == 0.0 and fp32.parity["beam3_token_match"] == 1.0
     assert manifest.variants["fp16"].metrics["bleu_drop"] <= 0.5
+    assert manifest.variants["int8"].parity["int8_gemm"] == int8_kernel()  # the kernel the gate ran
+    assert "int8_gemm" not in fp32.parity
     for name, v in manifest.variants.items():
         assert v.servable, (name, v.reason)
         assert v.metrics["pytorch_bleu"] == report["pytorch"]["bleu"][3]
