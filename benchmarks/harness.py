@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from onnxpress.runtime.int8_gemm import PRECISE_INT8_ENTRY, read_cpuinfo, saturating_cpu
+from onnxpress.runtime.int8_gemm import PRECISE_INT8_ENTRY, int8_kernel, read_cpuinfo
 
 # A run whose per-batch repeat spread (max-min over mean, median across batches) exceeds this
 # is flagged: its absolute numbers are not trustworthy, only ratios might be.
@@ -252,7 +252,7 @@ def capture_environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpu": cpu_info(),
-        "int8_gemm": "exact u8 x u8 (no VNNI)" if saturating_cpu() else "u8 x s8",
+        "int8_gemm": int8_kernel(),
         "memory_gib": memory_total_gib(),
         "load_average_1_5_15": list(load) if load else None,
         "nice": os.nice(0) if hasattr(os, "nice") else None,

@@ -52,9 +52,9 @@ def machine_line(env: dict[str, Any]) -> str:
     flags = set(cpu.get("flags", []))
     vnni = "avx512_vnni" in flags
     amx = "amx_int8" in flags
-    exact = f"; onnxpress int8 GEMMs {env['int8_gemm']}" if env.get("int8_gemm") else ""
+    kernel = f"; onnxpress int8 GEMMs {env['int8_gemm']}" if env.get("int8_gemm") else ""
     return (f"{cpu.get('model', '?')}, {cpu.get('usable_cpus', '?')} usable CPUs "
-            f"(avx512_vnni: {'yes' if vnni else 'no'}, amx_int8: {'yes' if amx else 'no'}{exact}), "
+            f"(avx512_vnni: {'yes' if vnni else 'no'}, amx_int8: {'yes' if amx else 'no'}{kernel}), "
             f"{env.get('memory_gib', '?')} GiB RAM")
 
 
