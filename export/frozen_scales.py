@@ -19,7 +19,7 @@ CPU kernel is faster (`export/attention_split.py`).
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,33 +33,45 @@ from onnxpress.export.attention_split import split_quantized_attention
 MASK_INPUT = "attention_mask"
 
 
+def tensor_values(model: onnx.ModelProto, names: Sequence[str], feeds: Sequence[Mapping[str, np.ndarray]],
+                  elem_type: int = onnx.TensorProto.FLOAT) -> Iterator[dict[str, np.ndarray]]:
+    """For each feed, the values of the tensors `names` of `model` (of type `elem_type`; a graph input
+    is read from the feed). Adds the computed ones to `model`'s outputs and runs it with graph
+    optimizations off, so that intermediate tensors keep their names."""
+    import onnxruntime as ort
+
+    fed = {i.name for i in model.graph.input}
+    computed = [n for n in dict.fromkeys(names) if n not in fed]
+    for name in computed:
+        model.graph.output.append(helper.make_tensor_value_info(name, elem_type, None))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep the tensors named
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    inputs = [i.name for i in session.get_inputs()]
+    for feed in feeds:
+        outputs = session.run(computed, {k: feed[k] for k in inputs}) if computed else []
+        values = dict(zip(computed, outputs))
+        yield {n: values[n] if n in values else np.asarray(feed[n]) for n in names}
+
+
 def activation_ranges(
     fp32_model: str | Path, names: Sequence[str], feeds: Sequence[Mapping[str, np.ndarray]]
 ) -> dict[str, tuple[float, float]]:
     """Min and max of each tensor in `names` of the fp32 graph over `feeds`. Padding positions are
     left out where a feed has an `attention_mask` (the classifier); elsewhere (the translator's
     `src_mask`) they count, their values being zeros that every range holds anyway."""
-    import onnxruntime as ort
-
     model = onnx.load(str(fp32_model))
     produced = {o for node in model.graph.node for o in node.output}
     fed = {i.name for i in model.graph.input}  # a graph input quantized directly: its range is the feeds'
     missing = [n for n in names if n not in produced and n not in fed]
     if missing:
         raise ValueError(f"the fp32 graph has no tensor(s) {missing[:3]}: not the graph the int8 one was built from")
-    computed = [n for n in names if n not in fed]
-    for name in computed:
-        model.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep the tensors named
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     low = dict.fromkeys(names, np.inf)
     high = dict.fromkeys(names, -np.inf)
-    for feed in feeds:
+    for feed, values in zip(feeds, tensor_values(model, names, feeds)):
         real = np.asarray(feed[MASK_INPUT]).astype(bool) if MASK_INPUT in feed else None
-        values = dict(zip(computed, session.run(computed, dict(feed)))) if computed else {}
         for name in names:
-            value = np.asarray(feed[name]) if name in fed else values[name]
+            value = values[name]
             if real is not None and value.ndim >= 2 and value.shape[:2] == real.shape:
                 value = value[real]
             if value.size:

@@ -21,13 +21,13 @@ from onnxpress.export.frozen_scales import quantize_int8_frozen
 CALIBRATION_BEAMS = (1, 4)  # the searches whose step inputs set the ranges
 
 
-class _Recording:
+class Recording:
     """An engine that keeps every feed it runs (arrays shared, not copied) and runs it."""
 
     def __init__(self, engine: Any, feeds: list[dict[str, np.ndarray]]):
         self.engine, self.feeds = engine, feeds
 
-    def run(self, feed: dict[str, Any], outputs: Sequence[str], **kwargs: Any) -> Any:
+    def run(self, feed: dict[str, Any], outputs: Sequence[str] | None = None, **kwargs: Any) -> Any:
         self.feeds.append(dict(feed))
         return self.engine.run(feed, outputs, **kwargs)
 
@@ -42,8 +42,8 @@ def decoding_feeds(artifact_dir: str | Path, sentences: Sequence[str], threads: 
 
     translator = Translator.open(artifact_dir, "fp32", "cpu", threads, verify=False, io_binding=False, workers=1)
     feeds: dict[str, list[dict[str, np.ndarray]]] = {"encoder": [], "decoder_step": []}
-    translator.encoder = _Recording(translator.encoder, feeds["encoder"])  # type: ignore[assignment]
-    translator.decoder = _Recording(translator.decoder, feeds["decoder_step"])  # type: ignore[assignment]
+    translator.encoder = Recording(translator.encoder, feeds["encoder"])  # type: ignore[assignment]
+    translator.decoder = Recording(translator.decoder, feeds["decoder_step"])  # type: ignore[assignment]
     for beam in beams:
         translator.translate(list(sentences), beam_size=beam)
     return feeds

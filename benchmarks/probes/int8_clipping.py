@@ -21,53 +21,29 @@ from typing import Any, Callable
 
 import numpy as np
 
+from onnxpress.export.frozen_scales import tensor_values
+from onnxpress.export.translator_calibration import Recording
 from onnxpress.runtime.int8_gemm import PRECISE_INT8_ENTRY, saturating_cpu
 
 INT16 = (-32768, 32767)
 SAMPLED_ROWS = 2000
 
 
-class _Recorder:
-    """An Engine stand-in that keeps every feed it runs (the inputs of the overflow count)."""
-
-    def __init__(self, engine: Any, feeds: list[dict[str, np.ndarray]]):
-        self._engine, self._feeds = engine, feeds
-
-    def run(self, feed: dict[str, Any], outputs: Any = None, **kwargs: Any) -> Any:
-        self._feeds.append({k: np.asarray(v) for k, v in feed.items()})
-        return self._engine.run(feed, outputs, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._engine, name)
-
-
 def pair_overflow(model_path: str, feeds: list[dict[str, np.ndarray]], seed: int = 0) -> dict[str, float]:
     """Per MatMulIntegerToFloat with constant int8 weights: the share of adjacent (k, k+1) product
     pairs whose int16 sum overflows, over at most SAMPLED_ROWS activation rows of `feeds`."""
     import onnx
-    import onnxruntime as ort
-    from onnx import helper, numpy_helper
+    from onnx import numpy_helper
 
     model = onnx.load(model_path)
     weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     nodes = [n for n in model.graph.node if n.op_type == "MatMulIntegerToFloat" and n.input[1] in weights
              and weights[n.input[1]].dtype == np.int8]
-    produced = {o for n in model.graph.node for o in n.output}
     names = list(dict.fromkeys(n.input[0] for n in nodes))
-    computed = [name for name in names if name in produced]  # the rest are graph inputs, read from the feed
-    for name in computed:
-        model.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.UINT8, None))
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep the tensors named
-    options.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    inputs = [i.name for i in session.get_inputs()]
     rows: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    for feed in feeds:
-        outputs = session.run(computed, {k: feed[k] for k in inputs}) if computed else []
-        values = {**feed, **dict(zip(computed, outputs))}
+    for values in tensor_values(model, names, feeds, onnx.TensorProto.UINT8):
         for name in names:
-            rows[name].append(np.asarray(values[name]).reshape(-1, values[name].shape[-1]))
+            rows[name].append(values[name].reshape(-1, values[name].shape[-1]))
     rng = np.random.default_rng(seed)
     shares = {}
     for node in nodes:
@@ -106,7 +82,7 @@ def classifier_rows(artifact: str, rows: int, threads: int) -> tuple[list[dict[s
                     "unlike_fp32": int((probs.argmax(1) != reference.argmax(1)).sum()),
                     "max_dp_vs_fp32": float(np.abs(probs - reference).max()), "texts_per_s": len(data) / seconds})
         if kind == "int8":
-            clf.engine = _Recorder(clf.engine, feeds)  # type: ignore[assignment]
+            clf.engine = Recording(clf.engine, feeds)  # type: ignore[assignment]
             clf.predict_proba(data.texts[:256])
             clip = pair_overflow(str(clf.artifact.root / clf.artifact.manifest.variants["int8"].files["model"]), feeds)
     return out, clip
@@ -136,8 +112,8 @@ def translator_rows(artifact: str, rows: int) -> tuple[list[dict[str, Any]], dic
         out.append(row)
         if kind == "int8":
             recorded: dict[str, list[dict[str, np.ndarray]]] = {"encoder": [], "decoder_step": []}
-            translator.encoder = _Recorder(translator.encoder, recorded["encoder"])  # type: ignore[assignment]
-            translator.decoder = _Recorder(translator.decoder, recorded["decoder_step"])  # type: ignore[assignment]
+            translator.encoder = Recording(translator.encoder, recorded["encoder"])  # type: ignore[assignment]
+            translator.decoder = Recording(translator.decoder, recorded["decoder_step"])  # type: ignore[assignment]
             translator.translate(src[:100], beam_size=1)
             files = translator.artifact.manifest.variants["int8"].files
             for role, feeds in recorded.items():
