@@ -17,6 +17,19 @@ from typing import Protocol
 
 import numpy as np
 
+from onnxpress.errors import UserError
+
+# Decoder rows are sentences x beams, so time and memory grow with the beam and a typo could exhaust
+# the machine (figures: benchmarks/README.md, "Translator", "Beam size bound").
+MAX_BEAM_SIZE = 64
+
+
+def check_beam_size(beam: object) -> int:
+    """`beam` as an int from 1 to MAX_BEAM_SIZE, or a `UserError` that says so."""
+    if isinstance(beam, bool) or not isinstance(beam, (int, np.integer)) or not 1 <= beam <= MAX_BEAM_SIZE:
+        raise UserError(f"beam_size must be an integer from 1 to {MAX_BEAM_SIZE} (got {beam!r})")
+    return int(beam)
+
 
 class StepDecoder(Protocol):
     """One decoding step for a batch of sentences x beams, plus batch shrinking."""

@@ -29,7 +29,7 @@ from onnxpress.runtime.token_budget import TokenBudget
 from onnxpress.runtime.devices import Accelerators
 from onnxpress.runtime.engine import Engine, EngineConfig
 from onnxpress.runtime.gpu_check import compare_translations, ensure_gpu_checked
-from onnxpress.runtime.beam_search import Hypothesis, beam_search, greedy_search
+from onnxpress.runtime.beam_search import Hypothesis, beam_search, check_beam_size, greedy_search
 from onnxpress.runtime.loading import (
     OpenedVariant, choose_for, engine_config, open_artifact, open_variant, token_budget,
 )
@@ -254,9 +254,7 @@ class Translator:
         padded source tokens)` is called for each batch decoded (the batcher's metrics).
         """
         texts = check_texts(texts)
-        beam = self.default_beam if beam_size is None else int(beam_size)
-        if beam < 1:
-            raise UserError(f"beam_size must be >= 1 (got {beam})")
+        beam = check_beam_size(self.default_beam if beam_size is None else beam_size)
         results: list[Translation | None] = [None] * len(texts)
         todo = [i for i, t in enumerate(texts) if t.strip()]
         for i in set(range(len(texts))) - set(todo):

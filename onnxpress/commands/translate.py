@@ -39,6 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from onnxpress.runtime.beam_search import check_beam_size
+
+    if args.beam_size is not None:
+        check_beam_size(args.beam_size)  # before loading anything
     if args.engine == "ray":
         from onnxpress.runtime.jobs.ray import translate_command
 

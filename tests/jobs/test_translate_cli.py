@@ -30,6 +30,14 @@ def test_unreadable_input(tmp_path):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def test_beam_size_is_bounded_before_anything_loads(tmp_path):
+    from onnxpress.runtime.beam_search import MAX_BEAM_SIZE
+
+    missing = tmp_path / "no-artifact"  # the bound is checked first: no model, no input is read
+    for args in (["--beam-size", str(MAX_BEAM_SIZE + 1)], ["--beam-size", "100000", "--engine", "ray"]):
+        one_line_error(cli("translate", missing, *args), f"beam_size must be an integer from 1 to {MAX_BEAM_SIZE}")
+
+
 def test_closed_stdout_exits_quietly():
     """`onnxpress translate ... | head -1`: the reader goes away; no traceback, no 'Exception ignored'."""
     proc = subprocess.Popen([sys.executable, "-m", "onnxpress", "translate", str(LEGACY_TRANSLATOR), *COMMON,

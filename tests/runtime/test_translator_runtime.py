@@ -146,6 +146,7 @@ def test_max_length_bound(fp32):
 def test_loading_errors(toy, tmp_path):
     import shutil
 
+    from onnxpress.runtime.beam_search import MAX_BEAM_SIZE
     from onnxpress.runtime.translator import Translator
 
     art = tmp_path / "art"
@@ -154,8 +155,11 @@ def test_loading_errors(toy, tmp_path):
         Translator.load(art, variant="int4", device="cpu")
     with pytest.raises(TypeError):
         Translator.load(art, variant="fp32", device="cpu").translate("not a list")
-    with pytest.raises(UserError, match="beam_size"):
-        Translator.load(art, variant="fp32", device="cpu").translate(["x"], beam_size=0)
+    loaded = Translator.load(art, variant="fp32", device="cpu")
+    for beam in (0, MAX_BEAM_SIZE + 1, 100_000, 2.0, True):  # an unbounded beam could exhaust the memory
+        with pytest.raises(UserError, match=f"beam_size must be an integer from 1 to {MAX_BEAM_SIZE}"):
+            loaded.translate(["x"], beam_size=beam)
+    assert len(loaded.translate(["x"], beam_size=MAX_BEAM_SIZE)) == 1  # the bound itself is allowed
     enc = art / "encoder.int8.onnx"
     enc.write_bytes(enc.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(UserError, match="sha256"):
