@@ -123,6 +123,10 @@ class RowPool:
     def next_run(self) -> tuple[Encoded, Batch, list[tuple[Pending, int]]]:
         """The next run, whose rows leave the pool: their `Encoded`, the batch over it (the best
         window holding a row of the oldest request) and, per row, its owner and its place there."""
+        if len(self.owners) == 1:  # a lone row (a lone single-text request): nothing to choose
+            encoded, targets = self.encoded, [(self.owners[0], self.slots[0])]
+            self.encoded, self.owners, self.slots = Encoded.concat([]), [], []
+            return encoded, Batch(np.arange(1), int(self.budget.padded_each(encoded.lengths)[0])), targets
         oldest = self.owners[0]
         batch = pick_run(self.encoded.lengths, [i for i, owner in enumerate(self.owners) if owner is oldest],
                          self.budget)

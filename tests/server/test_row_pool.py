@@ -95,3 +95,30 @@ def test_with_a_gpu_budget_the_size_ladder_stays_near_the_best_window():
         batch = pick_run(lengths, must, budget, run_overhead_tokens=16)
         assert set(batch.indices.tolist()) & set(must.tolist()) and batch.tokens <= budget.max_batch_tokens
         assert lengths[batch.indices].sum() / (batch.tokens + 16) >= 0.995 * best
+
+
+@pytest.mark.parametrize("length", [1, 7, 8, 700])
+def test_a_lone_row_leaves_the_pool_as_the_run_pick_run_would_choose(length):
+    """The lone-row shortcut in `RowPool.next_run` (a lone single-text request, the low-load case)
+    gives the run and the empty pool that picking would."""
+    from types import SimpleNamespace
+
+    from onnxpress.runtime.row_pool import RowPool
+    from onnxpress.runtime.text_tokenizer import Encoded
+
+    budget = TokenBudget(max_batch_tokens=512, max_batch_size=64, pad_to_multiple=8)
+    pool = RowPool(budget, n_labels=4)
+
+    def encoded(lengths):
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        return Encoded(np.arange(offsets[-1], dtype=np.int64) + 5, None, offsets, np.zeros(len(lengths), bool))
+
+    (pending,) = pool.add([SimpleNamespace(texts=["t"])], encoded([length]))
+    rows, batch, targets = pool.next_run()
+    expected = pick_run([length], 0, budget)
+    assert (batch.length, batch.size) == (expected.length, 1) and targets == [(pending, 0)]
+    assert rows.lengths.tolist() == [length] and rows.ids.tolist() == list(range(5, 5 + length))
+    assert len(pool) == 0
+    first, _ = pool.add([SimpleNamespace(texts=["a", "b"]), SimpleNamespace(texts=["c"])], encoded([3, 4, 5]))
+    rows, batch, targets = pool.next_run()  # the emptied pool takes rows again, and picks among them
+    assert any(owner is first for owner, _ in targets) and len(pool) + batch.size == 3
