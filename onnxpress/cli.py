@@ -8,6 +8,7 @@ optional dependency is missing ends with one line naming the extra to install.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import signal
 import sys
@@ -142,6 +143,13 @@ RESUME_HINTS = {  # what an interrupted command keeps
 }
 
 
+# Failures of the machine or of a path the user gave (a full disk, a read-only or special folder):
+# one line naming the file, not a traceback. Other OSErrors are bugs and keep theirs.
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT,
+                                errno.ENOTDIR, errno.EISDIR, errno.EMFILE, errno.ENFILE, errno.EFBIG})
+OUT_OF_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})  # free space, run again: it resumes
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -158,6 +166,13 @@ def main(argv: list[str] | None = None) -> int:
         if message is None:
             raise
         print(f"onnxpress: error: {message}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        hint = RESUME_HINTS.get(args.command, "") if exc.errno in OUT_OF_SPACE_ERRNOS else ""
+        print(f"onnxpress: error: {exc.strerror or exc}{where}{hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         # A second Ctrl-C (or `timeout`, which signals the process and then its group) while the

@@ -38,6 +38,19 @@ def test_beam_size_is_bounded_before_anything_loads(tmp_path):
         one_line_error(cli("translate", missing, *args), f"beam_size must be an integer from 1 to {MAX_BEAM_SIZE}")
 
 
+def test_a_full_disk_or_an_unwritable_path_is_one_line_not_a_traceback():
+    """The CLI's net for the machine's failures outside the resumable jobs' own handling: stdout on a
+    full disk (/dev/full answers every write with ENOSPC), an output in a folder nothing can be made in."""
+    with open("/dev/full", "w") as full:
+        res = subprocess.run([sys.executable, "-m", "onnxpress", "translate", str(LEGACY_TRANSLATOR), *COMMON],
+                             input="Ein Hund.\n", stdout=full, stderr=subprocess.PIPE, text=True, env=ENV,
+                             timeout=300)
+    one_line_error(res, "No space left on device")
+    assert "run the same command again" in res.stderr  # a full disk is fixable: say what is kept
+    res = cli("translate", LEGACY_TRANSLATOR, "--input", "/proc/self/status", "--output", "/proc/out.en", *COMMON)
+    one_line_error(res, "/proc/out.en")
+
+
 def test_closed_stdout_exits_quietly():
     """`onnxpress translate ... | head -1`: the reader goes away; no traceback, no 'Exception ignored'."""
     proc = subprocess.Popen([sys.executable, "-m", "onnxpress", "translate", str(LEGACY_TRANSLATOR), *COMMON,
