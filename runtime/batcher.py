@@ -16,8 +16,9 @@ pool and no thread hands work to another. A translator's worker
 takes every queued request with the same key (beam size and attention flag) up to `max_batch_size`
 sentences and translates them together. Each caller's future gets exactly its own results, in
 order. A full queue refuses at once (`Overloaded`); a request still waiting at its deadline fails
-with `DeadlineExceeded` without being computed; `close(drain=True)` computes everything already
-accepted.
+with `DeadlineExceeded` without being computed, and a translation whose requests are all past their
+deadlines stops before its next batch (a long one would otherwise hold the worker for nobody);
+`close(drain=True)` computes everything already accepted.
 
 The queue and the batch budget are measured here, where they live; `BatchObserver` receives the
 figures (`BatchStats` keeps totals; the server exports them to Prometheus).
@@ -34,6 +35,8 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, Union
 
 import numpy as np
 
+from onnxpress.errors import UserError
+from onnxpress.runtime.beam_search import check_beam_size
 from onnxpress.runtime.row_pool import Pending, RowPool
 from onnxpress.runtime.text_tokenizer import check_texts
 
@@ -163,16 +166,21 @@ class _TranslatorWork:
         if unknown:
             raise TypeError(f"unknown translate option(s) {sorted(unknown)}")
         beam = options.get("beam_size")
-        if beam is not None and (isinstance(beam, bool) or not isinstance(beam, int) or beam < 1):
-            raise ValueError(f"beam_size must be an integer >= 1 (got {beam!r})")
+        if beam is not None:
+            try:
+                beam = check_beam_size(beam)
+            except UserError as exc:
+                raise ValueError(str(exc)) from None
         return (beam, bool(options.get("return_attention", False)))
 
     def empty(self, key: tuple) -> Any:
         return []
 
-    def run(self, texts: list[str], key: tuple, on_batch: Callable[[int, int], None]) -> Sequence[Any]:
+    def run(self, texts: list[str], key: tuple, on_batch: Callable[[int, int], None],
+            before_batch: Callable[[], None]) -> Sequence[Any]:
         beam, attention = key
-        return self.model.translate(texts, beam_size=beam, return_attention=attention, on_batch=on_batch)
+        return self.model.translate(texts, beam_size=beam, return_attention=attention, on_batch=on_batch,
+                                    before_batch=before_batch)
 
 
 def _work_for(model: Any) -> _ClassifierWork | _TranslatorWork:
@@ -420,8 +428,10 @@ class Batcher:
             return True
         return False
 
-    def _past_deadline(self, request: _Request, now: float) -> DeadlineExceeded:
-        return DeadlineExceeded(f"{self.name}: queued {now - request.enqueued:.3f} s, past its deadline")
+    def _past_deadline(self, request: _Request, now: float, computing: bool = False) -> DeadlineExceeded:
+        where = "stopped between batches" if computing else "still queued"
+        return DeadlineExceeded(f"{self.name}: {where} {now - request.enqueued:.3f} s after submission, "
+                                "past its deadline")
 
     def _fail(self, request: _Request, exc: BatcherError) -> None:
         """(Holding the lock) fail `request` once the lock is released."""
@@ -513,9 +523,16 @@ class Batcher:
         for request in group:
             self._observe("queued", start - request.enqueued)
         texts = [t for request in group for t in request.texts]
+        deadlines = [request.deadline for request in group]
+
+        def stop_when_all_too_late() -> None:  # nobody waits for the rest: free the worker
+            if None not in deadlines and time.monotonic() >= max(deadlines):  # type: ignore[type-var]
+                raise self._past_deadline(group[0], time.monotonic(), computing=True)
+
         try:
             results = self._work.run(texts, group[0].key,
-                                     lambda rows, tokens: self._observe("executed", rows, tokens))
+                                     lambda rows, tokens: self._observe("executed", rows, tokens),
+                                     stop_when_all_too_late)
             if len(results) != len(texts):
                 raise RuntimeError(f"{self.name}: the model answered {len(results)} results for {len(texts)} texts")
         except BaseException as exc:  # noqa: BLE001 - the callers get the failure, the worker lives on

@@ -25,7 +25,7 @@ import numpy as np
 
 from onnxpress.errors import UserError
 from onnxpress.runtime.artifact import Artifact
-from onnxpress.runtime.token_budget import TokenBudget
+from onnxpress.runtime.token_budget import Batch, TokenBudget
 from onnxpress.runtime.devices import Accelerators
 from onnxpress.runtime.engine import Engine, EngineConfig
 from onnxpress.runtime.gpu_check import compare_translations, ensure_gpu_checked
@@ -247,11 +247,14 @@ class Translator:
         *,
         length_penalty: float | None = None,
         on_batch: Callable[[int, int], None] | None = None,
+        before_batch: Callable[[], None] | None = None,
     ) -> list[Translation]:
         """Translate `texts` (in input order). beam_size 1 is greedy; None: the artifact's default.
 
         A blank text gives an empty translation without running the model. `on_batch(sentences,
-        padded source tokens)` is called for each batch decoded (the batcher's metrics).
+        padded source tokens)` is called for each batch decoded (the batcher's metrics);
+        `before_batch()` before each batch starts: an exception it raises stops the translation
+        there and propagates (the batcher stops a group whose callers' deadlines have all passed).
         """
         texts = check_texts(texts)
         beam = check_beam_size(self.default_beam if beam_size is None else beam_size)
@@ -263,7 +266,7 @@ class Translator:
                                      source_tokens=[] if return_attention else None)
         if todo:
             encoded = self.source.encode([texts[i] for i in todo], with_type_ids=False)
-            hyps = self.search(encoded, beam, return_attention, length_penalty, on_batch)
+            hyps = self.search(encoded, beam, return_attention, length_penalty, on_batch, before_batch)
             detok = self.target.decode_batch([h.tokens for h in hyps], skip_special_tokens=True)
             for j, (i, hyp, text) in enumerate(zip(todo, hyps, detok)):
                 attention = source_tokens = None
@@ -281,7 +284,8 @@ class Translator:
 
     def search(self, encoded: Encoded, beam_size: int = 1, return_attention: bool = False,
                length_penalty: float | None = None,
-               on_batch: Callable[[int, int], None] | None = None) -> list[Hypothesis]:
+               on_batch: Callable[[int, int], None] | None = None,
+               before_batch: Callable[[], None] | None = None) -> list[Hypothesis]:
         """Hypotheses for pre-tokenized sources, in their order (length-bucketed batches)."""
         out: list[Hypothesis | None] = [None] * len(encoded)
         penalty = self.length_penalty if length_penalty is None else float(length_penalty)
@@ -289,8 +293,13 @@ class Translator:
         if on_batch is not None:
             for batch in batches:
                 on_batch(batch.size, batch.tokens)
-        decoded = self.runs.map(lambda b: self.search_batch(encoded, b.indices, b.length, beam_size,
-                                                            return_attention, penalty), batches)
+
+        def decode(batch: Batch) -> list[Hypothesis]:
+            if before_batch is not None:
+                before_batch()
+            return self.search_batch(encoded, batch.indices, batch.length, beam_size, return_attention, penalty)
+
+        decoded = self.runs.map(decode, batches)
         for batch, hyps in zip(batches, decoded):
             for i, hyp in zip(batch.indices, hyps):
                 out[i] = hyp

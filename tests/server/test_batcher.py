@@ -364,3 +364,30 @@ def test_a_model_answering_the_wrong_shape_fails_the_request_instead_of_hanging(
     with Batcher(tr) as batcher:
         with pytest.raises(RuntimeError, match="the model answered 0 results"):
             batcher.submit(GERMAN[:2]).result(10)
+
+
+def test_a_translation_everyone_gave_up_on_stops_between_batches():
+    """A request past its deadline while its translation runs: the worker stops before the next batch
+    instead of decoding the rest for nobody, and the next request is served as usual."""
+    from onnxpress.runtime.translator import Translator
+
+    tr = Translator.load(TRANSLATOR, variant="fp32", max_batch_size=2, workers=1)  # many small batches
+    decoded = []
+    real = tr.search_batch
+
+    def slow_batch(*args, **kwargs):
+        decoded.append(1)
+        time.sleep(0.05)
+        return real(*args, **kwargs)
+
+    tr.search_batch = slow_batch
+    sentences = [g + f" {i}" for i in range(10) for g in GERMAN]  # 40 sentences: 20 batches
+    with Batcher(tr) as batcher:
+        late = batcher.submit(sentences, timeout_s=0.12)
+        with pytest.raises(DeadlineExceeded, match="stopped between batches"):
+            late.result(10)
+        stopped_after = len(decoded)
+        assert 1 <= stopped_after < 6  # 20 batches would take 1 s or more
+        assert [t.text for t in batcher.submit(GERMAN, timeout_s=30).result(30)] == \
+            [t.text for t in Translator.load(TRANSLATOR, variant="fp32").translate(GERMAN)]
+    assert batcher.idle
