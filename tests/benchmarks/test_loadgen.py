@@ -192,3 +192,31 @@ def test_offline_reference_times_batch1_back_to_back_and_after_idle(tiny_artifac
     assert "idle" not in loadgen.markdown({"url": "u", "points": [], "knee": loadgen.find_knee([]),
                                            "offline": offline_reference(str(tiny_artifact), texts, threads=1,
                                                                         max_seconds=0.2)})
+
+
+def test_of_offline_is_against_the_mean_of_the_references_before_and_after():
+    """A host whose speed drifts during the load tests moves both sides of the 'of offline' ratio."""
+    def ref(rate):
+        return {"threads": 2, "texts_per_s": rate, "batch1_p50_ms": 10.0}
+
+    closed = [{"concurrency": 32, "completed": 100, "errors": 0, "achieved_rps": 90.0, "latency": {},
+               "client_cpu_share": 0.01}]
+    base = {"url": "u", "points": [], "knee": loadgen.find_knee([]), "closed": closed}
+    md = loadgen.markdown({**base, "offline": ref(100.0), "offline_after": ref(80.0)})
+    assert "After the load tests, offline `predict`" in md and "of their mean, 90 texts/s" in md
+    assert "| 32 | 100 | 0 | 90.0 | 90 | 100% |" in md
+    assert "| 90% |" in loadgen.markdown({**base, "offline": ref(100.0)})  # one reference: against it alone
+
+
+def test_bench_server_measures_the_offline_reference_before_and_after_the_load(server, tiny_artifact, texts_csv,
+                                                                                tmp_path, capsys):
+    url, _ = server
+    assert main(["bench-server", url, "--artifact", str(tiny_artifact), "--data", str(texts_csv), "--threads", "1",
+                 "--rates", "5", "--duration", "1", "--closed", "2", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "server_results.json").read_text())
+    before, after = result["offline"], result["offline_after"]
+    assert before["texts_per_s"] > 0 and after["texts_per_s"] > 0 and after["batch1_p50_ms"] > 0
+    mean = (before["texts_per_s"] + after["texts_per_s"]) / 2
+    closed = result["closed"][0]
+    assert f"| {closed['concurrency']} | {closed['completed']} |" in capsys.readouterr().out
+    assert f"{closed['achieved_rps'] / mean:.0%} |" in (tmp_path / "server_results.md").read_text()
