@@ -251,10 +251,11 @@ class Translator:
     ) -> list[Translation]:
         """Translate `texts` (in input order). beam_size 1 is greedy; None: the artifact's default.
 
-        A blank text gives an empty translation without running the model. `on_batch(sentences,
-        padded source tokens)` is called for each batch decoded (the batcher's metrics);
-        `before_batch()` before each batch starts: an exception it raises stops the translation
-        there and propagates (the batcher stops a group whose callers' deadlines have all passed).
+        A blank text gives an empty translation without running the model. Before each batch is
+        decoded (on the thread that decodes it), `before_batch()` is called, then `on_batch(sentences,
+        padded source tokens)` (the batcher's metrics): an exception from `before_batch` stops the
+        translation there and propagates (the batcher stops a group whose callers' deadlines have all
+        passed), so the batches counted are those decoded.
         """
         texts = check_texts(texts)
         beam = check_beam_size(self.default_beam if beam_size is None else beam_size)
@@ -290,13 +291,12 @@ class Translator:
         out: list[Hypothesis | None] = [None] * len(encoded)
         penalty = self.length_penalty if length_penalty is None else float(length_penalty)
         batches = list(self.budget.plan(encoded.lengths))
-        if on_batch is not None:
-            for batch in batches:
-                on_batch(batch.size, batch.tokens)
 
         def decode(batch: Batch) -> list[Hypothesis]:
             if before_batch is not None:
                 before_batch()
+            if on_batch is not None:
+                on_batch(batch.size, batch.tokens)
             return self.search_batch(encoded, batch.indices, batch.length, beam_size, return_attention, penalty)
 
         decoded = self.runs.map(decode, batches)

@@ -382,12 +382,14 @@ def test_a_translation_everyone_gave_up_on_stops_between_batches():
 
     tr.search_batch = slow_batch
     sentences = [g + f" {i}" for i in range(10) for g in GERMAN]  # 40 sentences: 20 batches
-    with Batcher(tr) as batcher:
+    stats = BatchStats()
+    with Batcher(tr, observer=stats) as batcher:
         late = batcher.submit(sentences, timeout_s=0.12)
         with pytest.raises(DeadlineExceeded, match="stopped between batches"):
             late.result(10)
         stopped_after = len(decoded)
         assert 1 <= stopped_after < 6  # 20 batches would take 1 s or more
+        assert stats.runs == stopped_after  # the metrics count the batches decoded, not those planned
         assert [t.text for t in batcher.submit(GERMAN, timeout_s=30).result(30)] == \
             [t.text for t in Translator.load(TRANSLATOR, variant="fp32").translate(GERMAN)]
     assert batcher.idle
