@@ -122,8 +122,9 @@ def load_model(name: str, path: str | os.PathLike, config: BatcherConfig, observ
                spin_us: int | None = DEFAULT_SPIN_US, **load_options: Any) -> ServedModel:
     """Load an artifact as the model its manifest names, behind a new Batcher.
 
-    `spin_us` bounds a classifier's ORT spin-waiting (`session_setup.spin_config`); a translator
-    keeps ONNX Runtime's default spinning (not measured for it).
+    `spin_us` bounds a classifier's ORT spin-waiting (`session_setup.spin_config`). A translator keeps
+    ONNX Runtime's default: on CPU a translator of up to 30M weights runs one-thread sessions side by
+    side (`parallel_runs`), which have no thread pool to spin; a larger one's spinning is unmeasured.
     """
     from onnxpress.runtime import Artifact, Classifier, Translator
 
