@@ -1,7 +1,6 @@
 """The plain JSON API for people: `POST /v1/classify`, `POST /v1/translate`, `GET /v1/models`."""
 from __future__ import annotations
 
-import time
 from typing import Any, Optional
 
 from fastapi import APIRouter, Request
@@ -64,7 +63,7 @@ def models(request: Request) -> list[ModelInfo]:
 
 @router.post("/classify")
 async def classify(request: Request, body: ClassifyRequest) -> ClassifyResponse:
-    state, served, texts, start = _begin(request, "classifier", body.model, body.texts)
+    state, served, texts = _begin(request, "classifier", body.model, body.texts)
     probs = await served.run(texts, state.settings.request_timeout_s)
     labels = served.model.labels
     results = []
@@ -72,30 +71,28 @@ async def classify(request: Request, body: ClassifyRequest) -> ClassifyResponse:
         best = max(range(len(row)), key=row.__getitem__)
         results.append(LabelScore.model_construct(label=labels[best], score=row[best],
                                                   probabilities=dict(zip(labels, row))))
-    state.observe_success(served.name, time.perf_counter() - start)
     return ClassifyResponse(model=served.name, results=results)
 
 
 @router.post("/translate")
 async def translate(request: Request, body: TranslateRequest) -> TranslateResponse:
-    state, served, texts, start = _begin(request, "translator", body.model, body.texts)
+    state, served, texts = _begin(request, "translator", body.model, body.texts)
     beam = check_beam_size(body.beam_size, state.settings.limits)
     out = await served.run(texts, state.settings.request_timeout_s, beam_size=beam,
                            return_attention=body.return_attention)
     translations = [_translation(t, body.return_attention) for t in out]
-    state.observe_success(served.name, time.perf_counter() - start)
     return TranslateResponse(model=served.name, translations=translations)
 
 
 def _begin(request: Request, kind: str, name: str | None,
-           texts: list[str]) -> tuple[ServerState, ServedModel, list[str], float]:
-    """The state, the model (named on the request for the failure metrics), checked texts, the start time."""
+           texts: list[str]) -> tuple[ServerState, ServedModel, list[str]]:
+    """The state, the model (named on the request for the metrics) and the checked texts."""
     state = state_of(request)
     if name in state.registry.models:
         request.state.model = name  # a served model of the wrong kind still labels its failure
     served = state.registry.only(kind, name)
     request.state.model = served.name
-    return state, served, check_texts(texts, state.settings.limits), time.perf_counter()
+    return state, served, check_texts(texts, state.settings.limits)
 
 
 def _translation(t: Any, attention: bool) -> TranslationOut:

@@ -1,7 +1,6 @@
 """KServe v2 / Triton HTTP routes: server and model health, metadata, infer (JSON or binary tensors)."""
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -71,7 +70,6 @@ def model_ready(request: Request, name: str, version: str = "1") -> dict[str, An
 async def infer(request: Request, name: str, version: str = "1") -> Response:
     state = state_of(request)
     served = _model(request, name, version)
-    start = time.perf_counter()
     body = await request.body()
     if len(body) > state.settings.limits.max_body_bytes:
         raise TooLarge(f"body of {len(body)} bytes; the limit is {state.settings.limits.max_body_bytes}")
@@ -91,7 +89,6 @@ async def infer(request: Request, name: str, version: str = "1") -> Response:
     if parsed.outputs is not None:
         outputs = [t for t in outputs if t.name in parsed.outputs]
     content, header_length = encode_response(served.name, parsed, outputs)
-    state.observe_success(served.name, time.perf_counter() - start)
     if header_length is None:
         return Response(content, media_type="application/json")
     return Response(content, media_type="application/octet-stream", headers={HEADER_LENGTH: str(header_length)})

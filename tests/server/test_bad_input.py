@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import http.client
+import threading
 import json
 import time
 
@@ -194,6 +195,61 @@ def test_a_client_that_hangs_up_mid_body_is_logged_499_without_a_traceback(serve
     assert line["status"] == 499
     assert not any("Traceback" in line for line in server.log)
     assert Client(server.url).request("GET", "/v2/health/ready")[0] == 200
+
+
+@pytest.mark.parametrize("path, body", [("/v1/classify", {"texts": ["stocks rally"]}),
+                                        ("/v2/models/clf/infer", {"inputs": [{"name": "text", "datatype": "BYTES",
+                                                                              "shape": [1], "data": ["stocks"]}]})])
+def test_a_client_that_hangs_up_while_its_answer_computes_is_499_not_a_success(classifier_dir, caplog, path, body):
+    """A real uvicorn server in this process, its model made slow: the client sends a whole request and
+    leaves before the answer. The log and the metrics say 499, not 200 and a success."""
+    import asyncio
+    import socket
+
+    import uvicorn
+
+    from onnxpress.runtime.server.app import build_app
+    from onnxpress.runtime.server.models import ServedModel
+    from onnxpress.runtime.server.settings import ServerSettings
+
+    app = build_app([("clf", classifier_dir)], ServerSettings(), variant="fp32", threads=1)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    real_run = ServedModel.run
+
+    async def slow_run(self, texts, timeout_s, **options):
+        await asyncio.sleep(0.6)
+        return await real_run(self, texts, timeout_s, **options)
+
+    ServedModel.run = slow_run
+    try:
+        with caplog.at_level("INFO", logger="onnxpress.access"):
+            thread.start()
+            deadline = time.monotonic() + 30
+            while not server.started and time.monotonic() < deadline:
+                time.sleep(0.05)
+            port = server.servers[0].sockets[0].getsockname()[1]
+            url = f"http://127.0.0.1:{port}"
+            raw = json.dumps(body).encode()
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                             f"X-Request-ID: left-early\r\nContent-Length: {len(raw)}\r\n\r\n".encode() + raw)
+                time.sleep(0.2)  # the request is whole and computing: leave
+            while time.monotonic() < deadline and not any("left-early" in r.getMessage() for r in caplog.records):
+                time.sleep(0.05)
+            line = next(json.loads(r.getMessage()) for r in caplog.records if "left-early" in r.getMessage())
+            client = Client(url)
+            metrics = client.request("GET", "/metrics")[2].decode()
+            assert line["status"] == 499 and line["model"] == "clf"
+            assert metric(metrics, "nv_inference_request_failure_total", model="clf", code="499") == 1
+            assert metric(metrics, "nv_inference_request_success_total", model="clf") == 0
+            assert client.json("POST", "/v1/classify", {"texts": ["team wins"]})[0] == 200  # a client that waits
+            metrics = client.request("GET", "/metrics")[2].decode()
+            assert metric(metrics, "nv_inference_request_success_total", model="clf") == 1
+    finally:
+        ServedModel.run = real_run
+        server.should_exit = True
+        thread.join(30)
 
 
 def test_a_bug_in_a_route_is_a_json_500_with_the_request_id(classifier_dir, caplog):
