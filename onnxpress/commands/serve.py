@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import signal
 import sys
 
 from onnxpress.cli import positive_int
@@ -136,6 +137,10 @@ def run(args: argparse.Namespace) -> int:
     announce(f"serving {len(models)} model(s) at http://{shown}:{port}", args.log_format)
     uv_config = uvicorn.Config(app, log_config=None, access_log=False, log_level=args.log_level,
                                timeout_graceful_shutdown=max(settings.request_timeout_s, 1.0))
+    # uvicorn raises a second Ctrl-C again once it has stopped; with Python's handler that is a
+    # KeyboardInterrupt inside asyncio's teardown, printed with the cancelled lifespan's traceback.
+    # With the default action the process ends by the signal (130), as a second SIGTERM ends it (143).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     GracefulServer(uv_config, state.lifecycle, grace_s=settings.shutdown_grace_s).run(sockets=[sock])
     return 0
 

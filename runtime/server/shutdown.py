@@ -5,7 +5,8 @@ port rather than "not ready". Here the first SIGTERM or SIGINT only starts drain
 answers 503 and new inference requests get 503 while accepted ones complete; once none is in flight
 and `grace_s` has passed, uvicorn's own shutdown runs (it waits for open connections). A second
 signal exits at once (uvicorn's forced exit: requests still running are dropped, and the process
-ends with the signal's status, 143 for SIGTERM).
+ends by the signal, raised again once uvicorn has stopped: 143 for SIGTERM, 130 for a second Ctrl-C,
+`onnxpress serve` having given SIGINT its default action).
 """
 from __future__ import annotations
 

@@ -184,6 +184,24 @@ def test_a_second_sigterm_exits_at_once(classifier_dir):
     assert any(dropped)  # requests were still in flight: the exit did not wait for them
 
 
+def test_ctrl_c_twice_exits_130_without_a_traceback(classifier_dir):
+    """Ctrl-C in a terminal, then again while draining: a quick exit with 130 and one line, no traceback."""
+    served = start_server(classifier_dir)
+    client = threading.Thread(target=lambda: _dropped(Client(served.url, timeout=60),
+                                                      {"texts": [" ".join(GERMAN * 40)] * 256, "beam_size": 16}))
+    client.start()
+    time.sleep(1.0)
+    served.proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    served.proc.send_signal(signal.SIGINT)
+    assert served.proc.wait(30) == -signal.SIGINT  # ended by the signal: a shell shows 130
+    client.join(60)
+    time.sleep(0.2)  # the stderr reader's last lines
+    log = "".join(served.log)
+    assert "SIGINT again: exiting without waiting" in log
+    assert "Traceback" not in log and "Error" not in log, log[-2000:]
+
+
 def _dropped(client: Client, body: dict) -> bool:
     try:
         return client.request("POST", "/v1/translate", body)[0] != 200
