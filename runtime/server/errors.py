@@ -83,4 +83,6 @@ def error_response(exc: ApiError | HTTPException | HasErrors) -> JSONResponse:
 
 def _describe(error: dict[str, Any]) -> str:
     where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+    if error.get("type") == "extra_forbidden":
+        return f"{where}: unknown field (misspelt, or sent to the wrong route?)"
     return f"{where}: {error.get('msg', 'invalid')}"

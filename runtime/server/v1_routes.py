@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from onnxpress.runtime.server.inputs import check_beam_size, check_texts
 from onnxpress.runtime.server.models import ServedModel
@@ -14,6 +14,8 @@ router = APIRouter(prefix="/v1", tags=["JSON API"])
 
 
 class ClassifyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 400 naming it, not silently ignored
+
     texts: list[str] = Field(description="texts to classify", examples=[["Stocks rally as oil prices fall."]])
     model: Optional[str] = Field(None, description="model name; optional when one classifier is served")
 
@@ -30,6 +32,8 @@ class ClassifyResponse(BaseModel):
 
 
 class TranslateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     texts: list[str] = Field(description="source sentences", examples=[["Ein Mann fährt Fahrrad."]])
     beam_size: Optional[StrictInt] = Field(None, description="1 is greedy; default: the artifact's")
     return_attention: StrictBool = Field(False, description="include the attention matrix per sentence")

@@ -50,6 +50,8 @@ CASES = [
     ("POST", "/v1/translate", {"texts": GERMAN[:1], "return_attention": "yes"}, 400, "return_attention"),
     ("POST", V2, _v2(["a"], parameters={"binary_data_output": "false"}), 400, "binary_data_output"),
     ("POST", V2, _v2(["a"], outputs=[{"name": "label", "parameters": {"binary_data": 1}}]), 400, "binary_data"),
+    ("POST", "/v1/translate", {"texts": GERMAN[:1], "beamsize": 99}, 400, "beamsize: unknown field"),
+    ("POST", "/v1/classify", {"texts": ["a"], "beam_size": 4}, 400, "beam_size: unknown field"),
     ("GET", "/v2/models/clf/versions/2", None, 404, "version 1"),
     ("GET", "/nowhere", None, 404, ""),
 ]
