@@ -154,13 +154,21 @@ class RowReader:
         return Chunk(index, start, texts, errors, ids if self.id_column else None)
 
 
+CSV_ERROR_HINTS = {
+    "unexpected end of data": " (a quoted field that never closes: this record ran from its line to the end of "
+                              "the file)",
+}
+
+
 class CsvReader(RowReader):
     def rows(self) -> Generator[Row, None, None]:
         size = max(self.path.stat().st_size, 1)
         csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))  # process-wide; only ever raised
         with open(self.path, "rb") as raw:
             # surrogateescape keeps undecodable bytes visible per row instead of failing the file
-            reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline=""))
+            # strict: a quote that never closes is an error, not a field that swallows the rest of the file
+            reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline=""),
+                                strict=True)
             columns = None
             if self.header:
                 try:
@@ -180,7 +188,7 @@ class CsvReader(RowReader):
                 except StopIteration:
                     return
                 except csv.Error as exc:  # e.g. a field over CSV_FIELD_LIMIT: this record only
-                    yield [_Invalid(f"CSV error: {exc}")], None
+                    yield [_Invalid(f"CSV error: {exc}" + CSV_ERROR_HINTS.get(str(exc), ""))], None
                     continue
                 if not record:
                     continue  # a blank line is not a row

@@ -157,6 +157,19 @@ def test_csv_rows_with_extra_fields_are_error_rows_not_truncated_texts(clf, tmp_
     assert "4 fields, 2 expected" in read_rows(tmp_path / "s.errors.csv")[0]["error"]
 
 
+def test_a_quote_that_never_closes_is_an_error_row_not_a_text_that_swallows_the_file(clf, tmp_path):
+    """Lenient CSV parsing read the rest of the file into that one field: 4 data lines, 2 rows scored
+    and nothing said. Now that record is an error row saying why, and malformed quoting likewise."""
+    src = tmp_path / "in.csv"
+    src.write_text('id,text\n1,fine text\n2,"abc"def\n3,also fine\n4,"unterminated\n5,next row\n6,another\n')
+    s = score_file(clf, src, tmp_path / "s.csv", id_column="id", progress=False)
+    assert (s.rows, s.scored, s.errors) == (4, 2, 2)
+    assert [str(r["id"]) for r in read_rows(tmp_path / "s.csv")] == ["1", "3"]
+    errors = {e["row"]: e["error"] for e in read_rows(tmp_path / "s.errors.csv")}  # rows numbered from 0
+    assert "',' expected after '\"'" in errors[1]  # quoted text glued to more text
+    assert "a quoted field that never closes" in errors[3] and "to the end of the file" in errors[3]
+
+
 def test_a_header_naming_the_text_column_twice_is_refused(clf, tmp_path):
     src = tmp_path / "in.csv"
     src.write_text("text,text\na,b\n")
