@@ -176,11 +176,9 @@ class _TranslatorWork:
     def empty(self, key: tuple) -> Any:
         return []
 
-    def run(self, texts: list[str], key: tuple, on_batch: Callable[[int, int], None],
-            before_batch: Callable[[], None]) -> Sequence[Any]:
+    def run(self, texts: list[str], key: tuple, on_batch: Callable[[int, int], None]) -> Sequence[Any]:
         beam, attention = key
-        return self.model.translate(texts, beam_size=beam, return_attention=attention, on_batch=on_batch,
-                                    before_batch=before_batch)
+        return self.model.translate(texts, beam_size=beam, return_attention=attention, on_batch=on_batch)
 
 
 def _work_for(model: Any) -> _ClassifierWork | _TranslatorWork:
@@ -525,14 +523,13 @@ class Batcher:
         texts = [t for request in group for t in request.texts]
         deadlines = [request.deadline for request in group]
 
-        def stop_when_all_too_late() -> None:  # nobody waits for the rest: free the worker
+        def starting(rows: int, tokens: int) -> None:  # a batch starts: unless nobody waits for it, count it
             if None not in deadlines and time.monotonic() >= max(deadlines):  # type: ignore[type-var]
                 raise self._past_deadline(group[0], time.monotonic(), computing=True)
+            self._observe("executed", rows, tokens)
 
         try:
-            results = self._work.run(texts, group[0].key,
-                                     lambda rows, tokens: self._observe("executed", rows, tokens),
-                                     stop_when_all_too_late)
+            results = self._work.run(texts, group[0].key, starting)
             if len(results) != len(texts):
                 raise RuntimeError(f"{self.name}: the model answered {len(results)} results for {len(texts)} texts")
         except BaseException as exc:  # noqa: BLE001 - the callers get the failure, the worker lives on

@@ -24,10 +24,10 @@ from onnxpress.errors import UserError
 MAX_BEAM_SIZE = 64
 
 
-def check_beam_size(beam: object) -> int:
-    """`beam` as an int from 1 to MAX_BEAM_SIZE, or a `UserError` that says so."""
-    if isinstance(beam, bool) or not isinstance(beam, (int, np.integer)) or not 1 <= beam <= MAX_BEAM_SIZE:
-        raise UserError(f"beam_size must be an integer from 1 to {MAX_BEAM_SIZE} (got {beam!r})")
+def check_beam_size(beam: object, most: int = MAX_BEAM_SIZE) -> int:
+    """`beam` as an int from 1 to `most`, or a `UserError` that says so."""
+    if isinstance(beam, bool) or not isinstance(beam, (int, np.integer)) or not 1 <= beam <= most:
+        raise UserError(f"beam_size must be an integer from 1 to {most} (got {beam!r})")
     return int(beam)
 
 

@@ -247,15 +247,13 @@ class Translator:
         *,
         length_penalty: float | None = None,
         on_batch: Callable[[int, int], None] | None = None,
-        before_batch: Callable[[], None] | None = None,
     ) -> list[Translation]:
         """Translate `texts` (in input order). beam_size 1 is greedy; None: the artifact's default.
 
-        A blank text gives an empty translation without running the model. Before each batch is
-        decoded (on the thread that decodes it), `before_batch()` is called, then `on_batch(sentences,
-        padded source tokens)` (the batcher's metrics): an exception from `before_batch` stops the
-        translation there and propagates (the batcher stops a group whose callers' deadlines have all
-        passed), so the batches counted are those decoded.
+        A blank text gives an empty translation without running the model. `on_batch(sentences,
+        padded source tokens)` is called as each batch starts, on the thread that decodes it (the
+        batcher's metrics); an exception it raises stops the translation there and propagates (the
+        batcher stops a group whose callers' deadlines have all passed).
         """
         texts = check_texts(texts)
         beam = check_beam_size(self.default_beam if beam_size is None else beam_size)
@@ -267,7 +265,7 @@ class Translator:
                                      source_tokens=[] if return_attention else None)
         if todo:
             encoded = self.source.encode([texts[i] for i in todo], with_type_ids=False)
-            hyps = self.search(encoded, beam, return_attention, length_penalty, on_batch, before_batch)
+            hyps = self.search(encoded, beam, return_attention, length_penalty, on_batch)
             detok = self.target.decode_batch([h.tokens for h in hyps], skip_special_tokens=True)
             for j, (i, hyp, text) in enumerate(zip(todo, hyps, detok)):
                 attention = source_tokens = None
@@ -285,16 +283,13 @@ class Translator:
 
     def search(self, encoded: Encoded, beam_size: int = 1, return_attention: bool = False,
                length_penalty: float | None = None,
-               on_batch: Callable[[int, int], None] | None = None,
-               before_batch: Callable[[], None] | None = None) -> list[Hypothesis]:
+               on_batch: Callable[[int, int], None] | None = None) -> list[Hypothesis]:
         """Hypotheses for pre-tokenized sources, in their order (length-bucketed batches)."""
         out: list[Hypothesis | None] = [None] * len(encoded)
         penalty = self.length_penalty if length_penalty is None else float(length_penalty)
         batches = list(self.budget.plan(encoded.lengths))
 
         def decode(batch: Batch) -> list[Hypothesis]:
-            if before_batch is not None:
-                before_batch()
             if on_batch is not None:
                 on_batch(batch.size, batch.tokens)
             return self.search_batch(encoded, batch.indices, batch.length, beam_size, return_attention, penalty)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from typing import Any, Sequence
 
+from onnxpress.errors import UserError
+from onnxpress.runtime import beam_search
 from onnxpress.runtime.server.errors import InvalidInput, TooLarge
 from onnxpress.runtime.server.settings import Limits
 
@@ -42,8 +44,10 @@ def check_texts(texts: Sequence[object], limits: Limits, where: str = "texts") -
 
 
 def check_beam_size(beam: object, limits: Limits) -> int | None:
+    """A request's beam size (None: the artifact's), under the server's own bound."""
     if beam is None:
         return None
-    if isinstance(beam, bool) or not isinstance(beam, int) or not 1 <= beam <= limits.max_beam_size:
-        raise InvalidInput(f"beam_size must be an integer from 1 to {limits.max_beam_size} (got {beam!r})")
-    return beam
+    try:
+        return beam_search.check_beam_size(beam, limits.max_beam_size)
+    except UserError as exc:
+        raise InvalidInput(str(exc)) from None
