@@ -8,6 +8,7 @@ int64 only in the padded batch: the 7,600 AG News test texts then hold 3 MB of i
 from __future__ import annotations
 
 import os
+import unicodedata
 from dataclasses import dataclass
 from itertools import chain
 from typing import Sequence
@@ -18,6 +19,17 @@ from onnxpress.errors import UserError
 
 ENCODE_SLICE = 512
 TOKEN_DTYPE = np.int32  # storage; padded batches are int64, as the models take them
+
+
+# Characters that show nothing: controls (NUL...), format characters (zero-width space, BOM, soft
+# hyphen...) and separators. The tokenizers drop them, so a text of only these would be classified or
+# translated as if it were empty.
+_INVISIBLE = frozenset(("Cc", "Cf", "Zs", "Zl", "Zp"))
+
+
+def is_blank(text: str) -> bool:
+    """True when `text` has no visible character (empty, whitespace, NUL, zero-width or BOM only)."""
+    return all(c.isspace() or unicodedata.category(c) in _INVISIBLE for c in text)
 
 
 def check_texts(texts: Sequence[object]) -> list[str]:

@@ -35,7 +35,7 @@ from onnxpress.runtime.loading import (
 )
 from onnxpress.runtime.parallel_runs import ParallelRuns, runs_for
 from onnxpress.runtime.tensorrt import graph_inputs
-from onnxpress.runtime.text_tokenizer import Encoded, TextTokenizer, check_texts
+from onnxpress.runtime.text_tokenizer import Encoded, TextTokenizer, check_texts, is_blank
 
 TASK = "translation"
 ENCODER_INPUTS = ("src_ids", "src_mask")
@@ -250,7 +250,7 @@ class Translator:
     ) -> list[Translation]:
         """Translate `texts` (in input order). beam_size 1 is greedy; None: the artifact's default.
 
-        A blank text gives an empty translation without running the model. `on_batch(sentences,
+        A blank text (no visible character) gives an empty translation without running the model. `on_batch(sentences,
         padded source tokens)` is called as each batch starts, on the thread that decodes it (the
         batcher's metrics); an exception it raises stops the translation there and propagates (the
         batcher stops a group whose callers' deadlines have all passed).
@@ -258,7 +258,7 @@ class Translator:
         texts = check_texts(texts)
         beam = check_beam_size(self.default_beam if beam_size is None else beam_size)
         results: list[Translation | None] = [None] * len(texts)
-        todo = [i for i, t in enumerate(texts) if t.strip()]
+        todo = [i for i, t in enumerate(texts) if not is_blank(t)]
         for i in set(range(len(texts))) - set(todo):
             results[i] = Translation(text="", tokens=[], token_ids=[], score=0.0,
                                      attention=np.zeros((0, 0), np.float32) if return_attention else None,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Generator, Iterator, Sequence
 
 from onnxpress.errors import UserError
+from onnxpress.runtime.text_tokenizer import is_blank
 
 INPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 MAX_TEXT_CHARS = 128 * 1024  # a longer text is an error row: the model sees only its first few hundred tokens
@@ -59,7 +60,7 @@ def _bad_text(value: Any) -> str | None:
         return f"text over {MAX_TEXT_CHARS} characters"
     if _SURROGATE.search(value):  # undecodable bytes kept by surrogateescape, or a lone JSON \ud800 escape
         return "not valid UTF-8"
-    if not value.strip():
+    if is_blank(value):
         return "empty text"
     return None
 
@@ -82,7 +83,7 @@ def join_texts(values: list[Any]) -> tuple[str | None, str | None]:
     errors = [e for e in (_bad_text(v) for v in values if v is not None) if e and e != "empty text"]
     if errors:
         return None, errors[0]
-    text = " ".join(v for v in values if v is not None and v.strip())
+    text = " ".join(v for v in values if v is not None and not is_blank(v))
     if not text:
         return None, "empty text"
     return (None, f"text over {MAX_TEXT_CHARS} characters") if len(text) > MAX_TEXT_CHARS else (text, None)

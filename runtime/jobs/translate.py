@@ -17,6 +17,7 @@ from onnxpress.errors import UserError
 from onnxpress.runtime.jobs.readers import Chunk, LineReader, decode_line
 from onnxpress.runtime.jobs.resumable import JobConfig, Merged, ResumableJob, part_name, run_job
 from onnxpress.runtime.jobs.writers import write_lines
+from onnxpress.runtime.text_tokenizer import is_blank
 
 DEFAULT_CHUNK_LINES = 1024
 SHOWN_LINES = 5  # line numbers a summary names per kind of problem
@@ -54,8 +55,8 @@ class TranslateSummary:
         """Add one batch of decoded lines (None = not UTF-8) starting at 1-based `first_line`."""
         self.lines += len(texts)
         self.errors.extend(first_line + k for k, t in enumerate(texts) if t is None)
-        self.translated += sum(1 for t in texts if t is not None and t.strip())
-        self.blank += sum(1 for t in texts if t is not None and not t.strip())
+        self.translated += sum(1 for t in texts if t is not None and not is_blank(t))
+        self.blank += sum(1 for t in texts if t is not None and is_blank(t))
 
     def count_truncated(self, flags: Sequence[bool], first_line: int) -> None:
         """Add the truncation flags of the lines starting at 1-based `first_line`."""
@@ -72,7 +73,7 @@ def translate_lines(translator: Any, texts: list[str], beam_size: int | None) ->
 
 def truncation(source: Any, texts: Sequence[str | None]) -> list[bool]:
     """Which texts `source` (a source tokenizer) truncates, without translating them."""
-    kept = [k for k, t in enumerate(texts) if t is not None and t.strip()]
+    kept = [k for k, t in enumerate(texts) if t is not None and not is_blank(t)]
     flags = [False] * len(texts)
     if kept:
         for k, cut in zip(kept, source.encode([texts[k] for k in kept], with_type_ids=False).truncated):

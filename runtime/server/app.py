@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator, Sequence
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
@@ -23,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from onnxpress import __version__
 from onnxpress.runtime.server import v1_routes, v2_routes
 from onnxpress.runtime.server.direct import direct_route
-from onnxpress.runtime.server.errors import ApiError, error_response, json_error
+from onnxpress.runtime.server.errors import ApiError, BodyTimeout, error_response, json_error
 from onnxpress.runtime.server.logs import ACCESS_LOGGER
 from onnxpress.runtime.server.metrics import CONTENT_TYPE_LATEST, Metrics
 from onnxpress.runtime.server.settings import ServerSettings
@@ -116,17 +117,28 @@ class Gate:
         return match.group(1) if match and match.group(1) in self.state.registry.models else ""
 
     def _bounded(self, receive: Receive) -> Receive:
-        """`receive` that stops a body without Content-Length (chunked) once it passes the limit."""
+        """`receive` that stops a body without Content-Length (chunked) once it passes the limit, and
+        one that has not arrived whole within the request timeout (a client that stalls mid-body
+        would otherwise hold its connection for as long as it likes)."""
         limit = self.state.settings.limits.max_body_bytes
-        seen = 0
+        timeout = self.state.settings.request_timeout_s
+        deadline = time.monotonic() + timeout
+        seen, whole = 0, False
 
         async def bounded() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, whole
+            if whole:  # after the body, receive only waits for a disconnect: no deadline of ours
+                return await receive()
+            try:
+                with anyio.fail_after(max(deadline - time.monotonic(), 0.0)):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTimeout(f"request body not received within {timeout:g} s") from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
                     raise StarletteHTTPException(413, f"body over the limit of {limit} bytes")
+                whole = not message.get("more_body", False)
             return message
 
         return bounded

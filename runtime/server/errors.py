@@ -39,6 +39,13 @@ class TooLarge(ApiError):
     status = 413
 
 
+class BodyTimeout(ApiError):
+    """The body did not arrive within the request's deadline; the connection closes."""
+
+    status = 408
+    headers = {"Connection": "close"}
+
+
 class Unavailable(ApiError):
     """Overloaded or shutting down: the client may retry (elsewhere) later."""
 

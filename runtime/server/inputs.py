@@ -8,6 +8,7 @@ from onnxpress.errors import UserError
 from onnxpress.runtime import beam_search
 from onnxpress.runtime.server.errors import InvalidInput, TooLarge
 from onnxpress.runtime.server.settings import Limits
+from onnxpress.runtime.text_tokenizer import is_blank
 
 
 def parse_json(body: bytes | memoryview, what: str = "the body") -> Any:
@@ -31,8 +32,8 @@ def check_texts(texts: Sequence[object], limits: Limits, where: str = "texts") -
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise InvalidInput(f"{where}[{i}] is {type(text).__name__}, expected a string")
-        if not text.strip():
-            raise InvalidInput(f"{where}[{i}] is empty")
+        if is_blank(text):
+            raise InvalidInput(f"{where}[{i}] is empty (no visible character)")
         if len(text) > limits.max_chars:
             raise TooLarge(f"{where}[{i}] has {len(text)} characters; the limit is {limits.max_chars}")
         try:

@@ -20,15 +20,17 @@ def test_csv_with_bad_rows(clf, tmp_path):
     lines[5] = "k4,"  # empty
     lines[9] = "k8,   "  # whitespace only
     lines[12] = "k11"  # too few fields
+    lines[15] = "k14,\u200b\ufeff"  # zero-width space and BOM only: nothing to read
     body = ("\n".join(lines) + "\n").encode()
     body = body.replace(b"k20," + good[20].encode(), b"k20,caf\xe9 bad bytes")  # undecodable
     body = body.replace(b"k30,", b"k\xff30,")  # undecodable id: kept, with a replacement character
     src.write_bytes(body)
     out = tmp_path / "out.parquet"
     s = score_file(clf, src, out, ["text"], id_column="id", chunk_rows=16, progress=False)
-    assert (s.rows, s.scored, s.errors) == (50, 46, 4)
+    assert (s.rows, s.scored, s.errors) == (50, 45, 5)
     errors = {r["row"]: r["error"] for r in read_rows(tmp_path / "out.errors.parquet")}
-    assert errors == {4: "empty text", 8: "empty text", 11: "row has 1 fields, too few", 20: "not valid UTF-8"}
+    assert errors == {4: "empty text", 8: "empty text", 11: "row has 1 fields, too few", 14: "empty text",
+                      20: "not valid UTF-8"}
     rows = read_rows(out)
     assert [r["row"] for r in rows] == [i for i in range(50) if i not in errors]
     assert [r["id"] for r in rows] == [f"k{r['row']}" if r["row"] != 30 else "k\ufffd30" for r in rows]

@@ -92,11 +92,12 @@ def test_small_batches_and_order(toy):
     from onnxpress.runtime.translator import Translator
 
     small = Translator.load(toy[1], variant="fp32", device="cpu", threads=1, max_batch_size=2)
-    texts = SOURCES + ["", "   "] + SOURCES[:2]
+    texts = SOURCES + ["", "   ", "\u200b\ufeff\x00"] + SOURCES[:2]  # blank: nothing visible
     out = small.translate(texts, beam_size=3)
     big = Translator.load(toy[1], variant="fp32", device="cpu", threads=1).translate(texts, beam_size=3)
     assert [t.text for t in out] == [t.text for t in big]
     assert out[len(SOURCES)].text == "" and out[len(SOURCES) + 1].tokens == []
+    assert out[len(SOURCES) + 2].text == "" and out[len(SOURCES) + 2].tokens == []
     assert out[-2].text == out[0].text
 
 

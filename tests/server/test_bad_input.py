@@ -24,6 +24,7 @@ CASES = [
     ("POST", "/v1/classify", {}, 400, "texts"),
     ("POST", "/v1/classify", {"texts": []}, 400, "empty"),
     ("POST", "/v1/classify", {"texts": ["ok", "  "]}, 400, "texts[1] is empty"),
+    ("POST", "/v1/classify", {"texts": ["\u200b\x00\ufeff"]}, 400, "texts[0] is empty (no visible character)"),
     ("POST", "/v1/classify", b'{"texts": ["\\ud800 lone"]}', 400, "surrogate"),
     ("POST", "/v1/classify", {"texts": ["x"] * 100_000}, 413, "limit"),
     ("POST", "/v1/classify", {"texts": ["x" * 1_000_000]}, 413, "characters"),
@@ -197,6 +198,33 @@ def test_a_client_that_hangs_up_mid_body_is_logged_499_without_a_traceback(serve
     assert line["status"] == 499
     assert not any("Traceback" in line for line in server.log)
     assert Client(server.url).request("GET", "/v2/health/ready")[0] == 200
+
+
+def test_a_body_that_stalls_is_408_at_the_request_timeout_and_the_server_lives_on(classifier_dir):
+    import socket
+
+    served = start_server(classifier_dir, "--request-timeout", "1")
+    try:
+        host, port = served.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100\r\n\r\n{\"texts\": [")
+            start = time.monotonic()
+            answer = b""
+            while b"}" not in answer.partition(b"\r\n\r\n")[2]:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+            waited = time.monotonic() - start
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408"), answer
+        assert b"connection: close" in head.lower()
+        assert json.loads(body) == {"error": "request body not received within 1 s"}
+        assert 0.9 <= waited < 5
+        assert Client(served.url).request("POST", "/v1/classify", {"texts": ["stocks rally"]})[0] == 200
+    finally:
+        served.stop()
 
 
 @pytest.mark.parametrize("path, body", [("/v1/classify", {"texts": ["stocks rally"]}),
