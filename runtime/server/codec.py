@@ -103,8 +103,11 @@ def _input(spec: Any, index: int, binary: memoryview, pos: int) -> tuple[Tensor,
     size = params.get("binary_data_size")
     tensor = Tensor(name, datatype, shape, None)
     if size is not None:
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0 or pos + size > len(binary):
-            raise InvalidInput(f"{what}: binary_data_size {size!r} does not fit the {len(binary)} bytes sent")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise InvalidInput(f"{what}: binary_data_size must be a byte count (got {size!r})")
+        if pos + size > len(binary):
+            raise InvalidInput(f"{what}: binary_data_size {size} does not fit the {len(binary) - pos} bytes of "
+                               f"binary data left after the JSON header and the inputs before it")
         raw = bytes(binary[pos : pos + size])
         pos += size
         if datatype == "BYTES":
@@ -115,6 +118,8 @@ def _input(spec: Any, index: int, binary: memoryview, pos: int) -> tuple[Tensor,
                 raise InvalidInput(f"{what}: {size} bytes is not a whole number of {datatype}")
             tensor.data = np.frombuffer(raw, dtype=dtype)
     elif "data" in spec:
+        if not isinstance(spec["data"], list):
+            raise InvalidInput(f"{what}: 'data' must be a JSON array (got {type(spec['data']).__name__})")
         values = _flatten(spec["data"])
         if datatype == "BYTES":
             if not all(isinstance(v, str) for v in values):

@@ -14,12 +14,20 @@ from onnxpress.runtime.text_tokenizer import is_blank
 def parse_json(body: bytes | memoryview, what: str = "the body") -> Any:
     """JSON from a request body, or InvalidInput. Lone surrogates are kept (as FastAPI parses
     bodies) for `check_texts` to name; nesting too deep to parse and integers over Python's
-    digit limit are the sender's mistakes too."""
+    digit limit are the sender's mistakes too. JSON over HTTP is UTF-8 (RFC 8259): json.loads would
+    guess UTF-16 or UTF-32 from the bytes, so the body is decoded as UTF-8 first (a leading BOM is
+    ignored, as the RFC allows)."""
     try:
-        return json.loads(bytes(body))
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-        raise InvalidInput(f"invalid request: {what} is not valid JSON ({reason})") from None
+        return json.loads(bytes(body).decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        reason = f"not UTF-8: byte {exc.start} is {bytes(body)[exc.start:exc.start + 1]!r}"
+    except RecursionError:
+        reason = "nested too deeply"
+    except ValueError as exc:  # JSONDecodeError, and int() over Python's digit limit
+        reason = str(exc)
+        if "integer string conversion" in reason:
+            reason = "an integer of more than 4,300 digits"
+    raise InvalidInput(f"invalid request: {what} is not valid JSON ({reason})")
 
 
 def check_texts(texts: Sequence[object], limits: Limits, where: str = "texts") -> list[str]:

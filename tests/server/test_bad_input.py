@@ -45,7 +45,10 @@ CASES = [
     ("POST", "/v2/models/mt/infer", _v2(GERMAN[:1], parameters={"beam_size": 0}), 400, "beam_size"),
     ("POST", "/v1/classify", b'{"texts": ' + b"[" * 5000 + b"]" * 5000 + b"}", 400, "nested too deeply"),
     ("POST", V2, b'{"inputs": ' + b"[" * 5000 + b"]" * 5000 + b"}", 400, "nested too deeply"),
-    ("POST", V2, b'{"inputs": [], "parameters": {"beam_size": ' + b"1" * 5000 + b"}}", 400, "not valid JSON"),
+    ("POST", V2, b'{"inputs": [], "parameters": {"beam_size": ' + b"1" * 5000 + b"}}", 400,
+     "an integer of more than 4,300 digits"),
+    ("POST", "/v1/classify", '{"texts": ["a"]}'.encode("utf-16"), 400, "not UTF-8: byte 0"),
+    ("POST", V2, {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": "a"}]}, 400, "JSON array"),
     ("POST", "/v1/translate", {"texts": GERMAN[:1], "beam_size": "4"}, 400, "beam_size"),
     ("POST", "/v1/translate", {"texts": GERMAN[:1], "beam_size": True}, 400, "beam_size"),
     ("POST", "/v1/translate", {"texts": GERMAN[:1], "return_attention": "yes"}, 400, "return_attention"),
@@ -66,6 +69,13 @@ def test_each_mistake_is_a_clear_4xx(server, method, path, body, status, says):
     assert got == status, payload[:300]
     error = json.loads(payload)["error"]
     assert says in error
+
+
+def test_a_utf8_body_with_a_bom_is_read(server):
+    client = Client(server.url)
+    status, _, body = client.request("POST", "/v1/classify", raw=b"\xef\xbb\xbf" + b'{"texts": ["stocks rally"]}')
+    assert status == 200
+    assert json.loads(body) == json.loads(client.request("POST", "/v1/classify", {"texts": ["stocks rally"]})[2])
 
 
 def test_body_over_the_limit_is_413_and_the_server_lives_on(server):

@@ -59,8 +59,13 @@ def test_bytes_elements_round_trip():
     (b'{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [-1], "data": ["a"]}]}', None, "shape"),
     (b'{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [1]}]}', None, "strings"),
     (b'{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1]}]}', None, "neither"),
+    (b'{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": "a"}]}', None, "must be a JSON array"),
     ((b'{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], '
-      b'"parameters": {"binary_data_size": 9}}]}', b"\x01\x00\x00\x00a"), "split", "does not fit"),
+      b'"parameters": {"binary_data_size": -5}}]}', b"\x01\x00\x00\x00a"), "split", "must be a byte count"),
+    ((b'{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], '
+      b'"parameters": {"binary_data_size": "5"}}]}', b"\x01\x00\x00\x00a"), "split", "must be a byte count"),
+    ((b'{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], '
+      b'"parameters": {"binary_data_size": 9}}]}', b"\x01\x00\x00\x00a"), "split", "does not fit the 5 bytes"),
     ((b'{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], '
       b'"parameters": {"binary_data_size": 5}}]}', b"\x09\x00\x00\x00a"), "split", "runs past"),
     ((b'{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["a"]}]}', b"xx"), "split",
