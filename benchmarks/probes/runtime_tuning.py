@@ -24,6 +24,8 @@ CONFIGS = {
     "tok4096-b64": dict(max_batch_tokens=4096, max_batch_size=64),
     "tok8192-b128": dict(max_batch_tokens=8192, max_batch_size=128),
     "tok512-b64": dict(max_batch_tokens=512, max_batch_size=64),
+    "tok384-b64": dict(max_batch_tokens=384, max_batch_size=64),
+    "tok256-b64": dict(max_batch_tokens=256, max_batch_size=64),
     # one batch at a time on every thread vs one batch per thread (parallel_runs.split_threads)
     "tok512-b64-1x2": dict(max_batch_tokens=512, max_batch_size=64, workers=1),
     "tok512-b64-2x1": dict(max_batch_tokens=512, max_batch_size=64, workers=2),
