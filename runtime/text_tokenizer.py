@@ -22,14 +22,16 @@ TOKEN_DTYPE = np.int32  # storage; padded batches are int64, as the models take 
 
 
 # Characters that show nothing: controls (NUL...), format characters (zero-width space, BOM, soft
-# hyphen...) and separators. The tokenizers drop them, so a text of only these would be classified or
-# translated as if it were empty.
+# hyphen...) and separators. BERT's tokenizer drops them all, so a text of only these would be
+# classified as if it were empty. (A few format characters do show, e.g. the Arabic number signs
+# U+0600-U+0605; a text of nothing but those counts as blank too.)
 _INVISIBLE = frozenset(("Cc", "Cf", "Zs", "Zl", "Zp"))
 
 
 def is_blank(text: str) -> bool:
-    """True when `text` has no visible character (empty, whitespace, NUL, zero-width or BOM only)."""
-    return all(c.isspace() or unicodedata.category(c) in _INVISIBLE for c in text)
+    """True when `text` has no visible character (empty, whitespace, NUL, zero-width or BOM only).
+    Stops at the first visible character; a blank text is walked whole (callers bound its length)."""
+    return all(unicodedata.category(c) in _INVISIBLE for c in text.strip())
 
 
 def check_texts(texts: Sequence[object]) -> list[str]:

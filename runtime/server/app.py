@@ -69,6 +69,8 @@ class Gate:
         given = headers.get("x-request-id", "")
         request_id = given if REQUEST_ID.match(given) else next(_request_ids)
         scope.setdefault("state", {})["request_id"] = request_id
+        # one deadline for the whole request: its body, its queueing and its compute (routes: time_left)
+        deadline = scope["state"]["deadline"] = time.monotonic() + self.state.settings.request_timeout_s
         path = scope["path"]
         start = time.perf_counter()
         status = 0
@@ -92,7 +94,7 @@ class Gate:
             else:
                 self.state.lifecycle.enter()
                 try:
-                    await (inference or self.app)(routed, self._bounded(receive), send_with_id)
+                    await (inference or self.app)(routed, self._bounded(receive, deadline), send_with_id)
                 finally:
                     self.state.lifecycle.leave()
         except ClientDisconnect:  # the client is gone: nothing can be sent, the log says 499
@@ -116,13 +118,12 @@ class Gate:
         match = V2_MODEL.match(path)
         return match.group(1) if match and match.group(1) in self.state.registry.models else ""
 
-    def _bounded(self, receive: Receive) -> Receive:
+    def _bounded(self, receive: Receive, deadline: float) -> Receive:
         """`receive` that stops a body without Content-Length (chunked) once it passes the limit, and
-        one that has not arrived whole within the request timeout (a client that stalls mid-body
+        one that has not arrived whole by the request's deadline (a client that stalls mid-body
         would otherwise hold its connection for as long as it likes)."""
         limit = self.state.settings.limits.max_body_bytes
         timeout = self.state.settings.request_timeout_s
-        deadline = time.monotonic() + timeout
         seen, whole = 0, False
 
         async def bounded() -> Message:

@@ -17,10 +17,12 @@ def parse_json(body: bytes | memoryview, what: str = "the body") -> Any:
     digit limit are the sender's mistakes too. JSON over HTTP is UTF-8 (RFC 8259): json.loads would
     guess UTF-16 or UTF-32 from the bytes, so the body is decoded as UTF-8 first (a leading BOM is
     ignored, as the RFC allows)."""
+    raw = bytes(body)
+    skip = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
     try:
-        return json.loads(bytes(body).decode("utf-8-sig"))
+        return json.loads(raw[skip:].decode("utf-8"))
     except UnicodeDecodeError as exc:
-        reason = f"not UTF-8: byte {exc.start} is {bytes(body)[exc.start:exc.start + 1]!r}"
+        reason = f"not UTF-8: byte {skip + exc.start} is {raw[skip + exc.start:skip + exc.start + 1]!r}"
     except RecursionError:
         reason = "nested too deeply"
     except ValueError as exc:  # JSONDecodeError, and int() over Python's digit limit
@@ -40,10 +42,10 @@ def check_texts(texts: Sequence[object], limits: Limits, where: str = "texts") -
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise InvalidInput(f"{where}[{i}] is {type(text).__name__}, expected a string")
+        if len(text) > limits.max_chars:  # first: is_blank walks the text on the event loop
+            raise TooLarge(f"{where}[{i}] has {len(text)} characters; the limit is {limits.max_chars}")
         if is_blank(text):
             raise InvalidInput(f"{where}[{i}] is empty (no visible character)")
-        if len(text) > limits.max_chars:
-            raise TooLarge(f"{where}[{i}] has {len(text)} characters; the limit is {limits.max_chars}")
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:

@@ -28,7 +28,10 @@ class ServedModel:
     load_seconds: float
 
     async def run(self, texts: Sequence[str], timeout_s: float, **options: Any) -> Any:
-        """Results for `texts` through the batcher, off the event loop; ApiError when not computed."""
+        """Results for `texts` through the batcher, off the event loop; ApiError when not computed.
+        `timeout_s`: what is left of the request's deadline."""
+        if timeout_s <= 0:
+            raise Timeout(f"deadline exceeded: no time left for {self.name} once the request was read")
         try:
             future = self.batcher.submit(texts, timeout_s=timeout_s, **options)
         except BatcherError as exc:
@@ -39,7 +42,8 @@ class ServedModel:
             return await asyncio.wait_for(asyncio.wrap_future(future), timeout_s)
         except asyncio.TimeoutError:
             future.cancel()
-            raise Timeout(f"deadline exceeded: {self.name} took longer than {timeout_s:g} s") from None
+            raise Timeout(f"deadline exceeded: {self.name} did not answer in the {timeout_s:.3g} s left "
+                          "of the request's deadline") from None
         except BatcherError as exc:
             raise from_batcher(exc) from None
 

@@ -26,7 +26,7 @@ class ServerSettings:
     port: int = DEFAULT_PORT
     api_key: str | None = None
     limits: Limits = Limits()
-    request_timeout_s: float = 30.0  # end-to-end deadline of one request
+    request_timeout_s: float = 30.0  # end-to-end deadline of one request: body, queue and compute
     max_queue_delay_ms: float = 0.0  # an idle model starts at once (figures: docs/serving.md, "Batching")
     max_queue_size: int = 256  # queued requests per model
     shutdown_grace_s: float = 0.0  # after SIGTERM: seconds of not-ready before the listener closes

@@ -1,6 +1,7 @@
 """What the routes share: the models, the settings, the metrics and the shutdown state."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -29,3 +30,11 @@ class ServerState:
 def state_of(request: Request) -> ServerState:
     return request.app.state.server
 
+
+
+def time_left(request: Request) -> float:
+    """Seconds left of the request's deadline (set by the gate as the request arrived)."""
+    deadline = request.scope.get("state", {}).get("deadline")
+    if deadline is None:  # a route called without the gate
+        return state_of(request).settings.request_timeout_s
+    return max(deadline - time.monotonic(), 0.0)

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from onnxpress.runtime.server.inputs import check_beam_size, check_texts
 from onnxpress.runtime.server.models import ServedModel
-from onnxpress.runtime.server.state import ServerState, state_of
+from onnxpress.runtime.server.state import ServerState, state_of, time_left
 
 router = APIRouter(prefix="/v1", tags=["JSON API"])
 
@@ -67,8 +67,8 @@ def models(request: Request) -> list[ModelInfo]:
 
 @router.post("/classify")
 async def classify(request: Request, body: ClassifyRequest) -> ClassifyResponse:
-    state, served, texts = _begin(request, "classifier", body.model, body.texts)
-    probs = await served.run(texts, state.settings.request_timeout_s)
+    _, served, texts = _begin(request, "classifier", body.model, body.texts)
+    probs = await served.run(texts, time_left(request))
     labels = served.model.labels
     results = []
     for row in probs.tolist():  # plain floats: per-row numpy calls cost the event loop more than the rest
@@ -82,7 +82,7 @@ async def classify(request: Request, body: ClassifyRequest) -> ClassifyResponse:
 async def translate(request: Request, body: TranslateRequest) -> TranslateResponse:
     state, served, texts = _begin(request, "translator", body.model, body.texts)
     beam = check_beam_size(body.beam_size, state.settings.limits)
-    out = await served.run(texts, state.settings.request_timeout_s, beam_size=beam,
+    out = await served.run(texts, time_left(request), beam_size=beam,
                            return_attention=body.return_attention)
     translations = [_translation(t, body.return_attention) for t in out]
     return TranslateResponse(model=served.name, translations=translations)

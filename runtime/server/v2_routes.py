@@ -11,7 +11,7 @@ from onnxpress.runtime.server.codec import HEADER_LENGTH, InferRequest, Tensor, 
 from onnxpress.runtime.server.errors import InvalidInput, ModelNotFound, TooLarge, Unavailable
 from onnxpress.runtime.server.models import ServedModel
 from onnxpress.runtime.server.inputs import check_beam_size, check_texts
-from onnxpress.runtime.server.state import ServerState, state_of
+from onnxpress.runtime.server.state import ServerState, state_of, time_left
 
 TEXT_INPUT = "text"
 INFER_BODY = {
@@ -75,7 +75,7 @@ async def infer(request: Request, name: str, version: str = "1") -> Response:
         raise TooLarge(f"body of {len(body)} bytes; the limit is {state.settings.limits.max_body_bytes}")
     parsed = decode_request(body, request.headers.get(HEADER_LENGTH))
     texts = _texts(parsed, state)
-    timeout = _timeout(parsed, state.settings.request_timeout_s)
+    timeout = _timeout(parsed, time_left(request))
     if served.kind == "classifier":
         _check_outputs(parsed, ("label", "score", "probabilities"))
         probs = await served.run(texts, timeout)

@@ -1,6 +1,7 @@
 """Bad input never gets a 5xx: a fixed list of mistakes, then schema fuzzing of the OpenAPI spec."""
 from __future__ import annotations
 
+import contextlib
 import http.client
 import threading
 import json
@@ -48,6 +49,7 @@ CASES = [
     ("POST", V2, b'{"inputs": [], "parameters": {"beam_size": ' + b"1" * 5000 + b"}}", 400,
      "an integer of more than 4,300 digits"),
     ("POST", "/v1/classify", '{"texts": ["a"]}'.encode("utf-16"), 400, "not UTF-8: byte 0"),
+    ("POST", "/v1/classify", b'\xef\xbb\xbf{"texts": ["\xff"]}', 400, "not UTF-8: byte 15 is b'\\xff'"),
     ("POST", V2, {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": "a"}]}, 400, "JSON array"),
     ("POST", "/v1/translate", {"texts": GERMAN[:1], "beam_size": "4"}, 400, "beam_size"),
     ("POST", "/v1/translate", {"texts": GERMAN[:1], "beam_size": True}, 400, "beam_size"),
@@ -246,46 +248,79 @@ def test_a_client_that_hangs_up_while_its_answer_computes_is_499_not_a_success(c
     import asyncio
     import socket
 
-    import uvicorn
-
-    from onnxpress.runtime.server.app import build_app
     from onnxpress.runtime.server.models import ServedModel
-    from onnxpress.runtime.server.settings import ServerSettings
 
-    app = build_app([("clf", classifier_dir)], ServerSettings(), variant="fp32", threads=1)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
     real_run = ServedModel.run
 
     async def slow_run(self, texts, timeout_s, **options):
         await asyncio.sleep(0.6)
         return await real_run(self, texts, timeout_s, **options)
 
-    ServedModel.run = slow_run
+    with caplog.at_level("INFO", logger="onnxpress.access"), _in_process_server(classifier_dir, slow_run) as port:
+        deadline = time.monotonic() + 30
+        url = f"http://127.0.0.1:{port}"
+        raw = json.dumps(body).encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         f"X-Request-ID: left-early\r\nContent-Length: {len(raw)}\r\n\r\n".encode() + raw)
+            time.sleep(0.2)  # the request is whole and computing: leave
+        while time.monotonic() < deadline and not any("left-early" in r.getMessage() for r in caplog.records):
+            time.sleep(0.05)
+        line = next(json.loads(r.getMessage()) for r in caplog.records if "left-early" in r.getMessage())
+        client = Client(url)
+        metrics = client.request("GET", "/metrics")[2].decode()
+        assert line["status"] == 499 and line["model"] == "clf"
+        assert metric(metrics, "nv_inference_request_failure_total", model="clf", code="499") == 1
+        assert metric(metrics, "nv_inference_request_success_total", model="clf") == 0
+        assert client.json("POST", "/v1/classify", {"texts": ["team wins"]})[0] == 200  # a client that waits
+        metrics = client.request("GET", "/metrics")[2].decode()
+        assert metric(metrics, "nv_inference_request_success_total", model="clf") == 1
+
+
+def test_the_time_a_body_takes_to_arrive_counts_against_the_request_deadline(classifier_dir):
+    """One deadline per request: what the model is given is what the body left of --request-timeout."""
+    import socket
+
+    from onnxpress.runtime.server.models import ServedModel
+
+    real_run, given = ServedModel.run, []
+
+    async def spy_run(self, texts, timeout_s, **options):
+        given.append(timeout_s)
+        return await real_run(self, texts, timeout_s, **options)
+
+    with _in_process_server(classifier_dir, spy_run, request_timeout_s=5.0) as port:
+        raw = json.dumps({"texts": ["stocks rally"]}).encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(f"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         f"Content-Length: {len(raw)}\r\n\r\n".encode() + raw[:5])
+            time.sleep(1.0)
+            sock.sendall(raw[5:])
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+    assert len(given) == 1 and 3.0 < given[0] <= 4.05
+
+
+@contextlib.contextmanager
+def _in_process_server(classifier_dir, run, **settings):
+    """A real uvicorn server in this thread's process on a free port (yielded), `ServedModel.run`
+    replaced by `run` while it serves."""
+    import uvicorn
+
+    from onnxpress.runtime.server.app import build_app
+    from onnxpress.runtime.server.models import ServedModel
+    from onnxpress.runtime.server.settings import ServerSettings
+
+    app = build_app([("clf", classifier_dir)], ServerSettings(**settings), variant="fp32", threads=1)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    real_run = ServedModel.run
+    ServedModel.run = run
     try:
-        with caplog.at_level("INFO", logger="onnxpress.access"):
-            thread.start()
-            deadline = time.monotonic() + 30
-            while not server.started and time.monotonic() < deadline:
-                time.sleep(0.05)
-            port = server.servers[0].sockets[0].getsockname()[1]
-            url = f"http://127.0.0.1:{port}"
-            raw = json.dumps(body).encode()
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-                sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                             f"X-Request-ID: left-early\r\nContent-Length: {len(raw)}\r\n\r\n".encode() + raw)
-                time.sleep(0.2)  # the request is whole and computing: leave
-            while time.monotonic() < deadline and not any("left-early" in r.getMessage() for r in caplog.records):
-                time.sleep(0.05)
-            line = next(json.loads(r.getMessage()) for r in caplog.records if "left-early" in r.getMessage())
-            client = Client(url)
-            metrics = client.request("GET", "/metrics")[2].decode()
-            assert line["status"] == 499 and line["model"] == "clf"
-            assert metric(metrics, "nv_inference_request_failure_total", model="clf", code="499") == 1
-            assert metric(metrics, "nv_inference_request_success_total", model="clf") == 0
-            assert client.json("POST", "/v1/classify", {"texts": ["team wins"]})[0] == 200  # a client that waits
-            metrics = client.request("GET", "/metrics")[2].decode()
-            assert metric(metrics, "nv_inference_request_success_total", model="clf") == 1
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield server.servers[0].sockets[0].getsockname()[1]
     finally:
         ServedModel.run = real_run
         server.should_exit = True
