@@ -55,8 +55,9 @@ class TranslateSummary:
         """Add one batch of decoded lines (None = not UTF-8) starting at 1-based `first_line`."""
         self.lines += len(texts)
         self.errors.extend(first_line + k for k, t in enumerate(texts) if t is None)
-        self.translated += sum(1 for t in texts if t is not None and not is_blank(t))
-        self.blank += sum(1 for t in texts if t is not None and is_blank(t))
+        blank = sum(1 for t in texts if t is not None and is_blank(t))
+        self.blank += blank
+        self.translated += len(texts) - blank - texts.count(None)
 
     def count_truncated(self, flags: Sequence[bool], first_line: int) -> None:
         """Add the truncation flags of the lines starting at 1-based `first_line`."""
